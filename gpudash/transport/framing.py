@@ -1,0 +1,147 @@
+"""Render a batch of steps into one POSIX-sh script, and split its output back into steps.
+
+Why framing: login rc files may print (a conda banner, `motd`), and a log's bytes may contain
+anything. Output is read only between sentinel lines that carry a random per-session nonce, so
+neither rc junk nor a hostile log line (which cannot guess the nonce) can forge a step boundary.
+
+The script goes to ``/bin/sh -s`` on stdin, so the login shell (bash, zsh, fish, tcsh) only ever
+parses ``timeout -k 2 N /bin/sh -s``. Every command inside gets ``</dev/null``: a command that read
+stdin would otherwise eat the rest of the script.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import shlex
+from collections.abc import Sequence
+
+from gpudash.transport.base import Step, StepResult
+
+_PREFIX = b"@@GD:"
+
+
+def new_nonce() -> str:
+    return secrets.token_hex(8)
+
+
+def session_command(lifetime: float) -> str:
+    """What the login shell runs: a bounded POSIX sh reading the script from stdin."""
+    return f"timeout -k 2 {int(lifetime)} /bin/sh -s"
+
+
+# Defined once per session: a `timeout` stand-in for boxes without coreutils' (it then runs the
+# command unbounded remotely; the client deadline still holds).
+PRELUDE = (
+    "command -v timeout >/dev/null 2>&1 || timeout() { shift 3; \"$@\"; }\n"
+    "export LC_ALL=C\n"
+)
+
+
+def render_batch(steps: Sequence[Step], nonce: str, batch_id: int) -> bytes:
+    """The script for one batch. Each step runs as `timeout -k 1 T sh -c SCRIPT </dev/null`."""
+    out = [f"printf '\\n@@GD:{nonce}:B:{batch_id}\\n'; printf '\\n@@GD:{nonce}:B:{batch_id}\\n' >&2\n"]
+    for step in steps:
+        key = _safe_key(step.key)
+        t = max(1, int(round(step.timeout)))
+        out.append(
+            f"printf '\\n@@GD:{nonce}:S:{key}\\n'; printf '\\n@@GD:{nonce}:S:{key}\\n' >&2; "
+            f"timeout -k 1 {t} /bin/sh -c {shlex.quote(step.script)} </dev/null; "
+            f"printf '\\n@@GD:{nonce}:E:{key}:%s\\n' \"$?\"\n"
+        )
+    out.append(f"printf '\\n@@GD:{nonce}:Z:{batch_id}\\n'; printf '\\n@@GD:{nonce}:Z:{batch_id}\\n' >&2\n")
+    return "".join(out).encode()
+
+
+def render_stream(step: Step, nonce: str, lifetime: float) -> bytes:
+    """A long-lived step: a begin marker, then the command's lines until its lifetime ends."""
+    t = max(1, int(lifetime))
+    return (
+        f"printf '\\n@@GD:{nonce}:B:0\\n'\n"
+        f"exec timeout -k 2 {t} /bin/sh -c {shlex.quote(step.script)} </dev/null\n"
+    ).encode()
+
+
+def _safe_key(key: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", key):
+        raise ValueError(f"step key must be [A-Za-z0-9_.-]+: {key!r}")
+    return key
+
+
+def end_marker(nonce: str, batch_id: int) -> bytes:
+    return b"\n" + _PREFIX + f"{nonce}:Z:{batch_id}\n".encode()
+
+
+def begin_marker(nonce: str, batch_id: int) -> bytes:
+    return b"\n" + _PREFIX + f"{nonce}:B:{batch_id}\n".encode()
+
+
+def split_batch(
+    steps: Sequence[Step], stdout: bytes, stderr: bytes, nonce: str, batch_id: int
+) -> dict[str, StepResult]:
+    """Cut one batch's stdout/stderr into per-step results.
+
+    Bytes before the batch's begin marker (rc-file junk) are ignored. A step whose end marker is
+    missing (the batch was cut short) gets ``exit_code=None``. Each step's output is capped at
+    its ``max_bytes``.
+    """
+    out_sections = _sections(stdout, nonce, batch_id)
+    err_sections = _sections(stderr, nonce, batch_id)
+    results: dict[str, StepResult] = {}
+    for step in steps:
+        body, code = out_sections.get(step.key, (b"", None))
+        err, _ = err_sections.get(step.key, (b"", None))
+        truncated = len(body) > step.max_bytes
+        if truncated:
+            body = body[: step.max_bytes]
+        results[step.key] = StepResult(
+            key=step.key,
+            stdout=body,
+            stderr=err[:65536],
+            exit_code=code,
+            truncated=truncated,
+        )
+    return results
+
+
+def _sections(data: bytes, nonce: str, batch_id: int) -> dict[str, tuple[bytes, int | None]]:
+    begin = begin_marker(nonce, batch_id)
+    i = data.find(begin)
+    if i < 0:
+        return {}
+    data = data[i + len(begin) :]
+    z = data.find(b"\n" + _PREFIX + f"{nonce}:Z:{batch_id}\n".encode())
+    if z >= 0:
+        data = data[: z + 1]
+    start_tag = b"\n" + _PREFIX + nonce.encode() + b":S:"
+    end_tag = b"\n" + _PREFIX + nonce.encode() + b":E:"
+    sections: dict[str, tuple[bytes, int | None]] = {}
+    pos = 0
+    while True:
+        s = data.find(start_tag, pos)
+        if s < 0:
+            break
+        eol = data.find(b"\n", s + len(start_tag))
+        if eol < 0:
+            break
+        key = data[s + len(start_tag) : eol].decode("ascii", "replace")
+        body_start = eol + 1
+        e = data.find(end_tag + key.encode() + b":", body_start)
+        if e < 0:
+            # No end marker: the step (and the batch) was cut short. Keep what arrived.
+            nxt = data.find(start_tag, body_start)
+            sections[key] = (data[body_start : nxt if nxt >= 0 else len(data)], None)
+            if nxt < 0:
+                break
+            pos = nxt
+            continue
+        code_start = e + len(end_tag) + len(key) + 1
+        code_end = data.find(b"\n", code_start)
+        raw_code = data[code_start : code_end if code_end >= 0 else len(data)]
+        try:
+            code: int | None = int(raw_code)
+        except ValueError:
+            code = None
+        sections[key] = (data[body_start:e], code)
+        pos = code_end if code_end >= 0 else len(data)
+    return sections
