@@ -329,3 +329,106 @@ class CheckResult:
     flapping: bool = False
     since: float | None = None
     detail: dict = field(default_factory=dict, compare=False, hash=False)
+
+
+# ----------------------------------------------------------------------------- training metrics
+
+
+@dataclass(frozen=True)
+class MetricPoint:
+    """One metrics line parsed from the run's log (plain, HF Trainer dict, Lightning, tqdm)."""
+
+    step: int | None = None
+    epoch: float | None = None
+    loss: float | None = None
+    grad_norm: float | None = None
+    lr: float | None = None
+    line_no: int | None = None
+    at: float | None = None  # wall time it was read, when known
+
+
+@dataclass(frozen=True)
+class Progress:
+    """`~current/max` exactly as the log printed it (total None: `~current/unknown`)."""
+
+    current: int
+    total: int | None = None
+    rate_per_s: float | None = None
+    eta_s: float | None = None
+
+    def label(self) -> str:
+        return f"~{self.current}/{self.total if self.total is not None else 'unknown'}"
+
+
+# ----------------------------------------------------------------------------- host snapshot
+
+
+@dataclass(frozen=True)
+class LinkStatus:
+    """The transport's view: reachable or not, why, and since when (epoch seconds)."""
+
+    ok: bool = True
+    reason: Reason | None = None
+    message: str = ""
+    since: float | None = None
+    last_ok: float | None = None
+
+
+@dataclass(frozen=True)
+class HostSnapshot:
+    """Everything known about one host at one moment: what health, UI and `status` consume.
+
+    Each ``*_at`` is the epoch time of the last *good* sample of that probe (None: never), so
+    consumers can mark data STALE. Histories are oldest-first and bounded by the watcher.
+    """
+
+    name: str
+    transport: str = "?"
+    taken_at: float = 0.0
+    link: LinkStatus = LinkStatus()
+    # GPU
+    gpus: tuple[GpuSample, ...] = ()
+    gpu_health: tuple[GpuHealthFields, ...] = ()
+    gpu_error: ProbeError | None = None
+    gpu_at: float | None = None
+    apps: tuple[ComputeApp, ...] | None = None  # None: unknown
+    util_history: tuple[tuple[float | None, ...], ...] = ()  # per GPU index order
+    mem_history: tuple[tuple[float | None, ...], ...] = ()  # used % per GPU
+    # disk / memory
+    disks: tuple[DiskUsage, ...] = ()
+    disk_errors: tuple[tuple[str, str], ...] = ()  # (mount, message)
+    disk_at: float | None = None
+    memory: MemorySample | None = None
+    memory_at: float | None = None
+    # jobs
+    processes: tuple[ProcessInfo, ...] = ()
+    tmux: tuple[TmuxSession, ...] = ()
+    slurm: tuple[SlurmJob, ...] = ()
+    ray: tuple[RayJob, ...] = ()
+    jobs_at: float | None = None
+    # log
+    log_path: str | None = None
+    log_lines: tuple[str, ...] = ()  # sanitised, newest last
+    log_error: str | None = None
+    log_grew_at: float | None = None  # last time new bytes arrived
+    log_at: float | None = None  # last successful read
+    log_skipped: int = 0
+    metrics: tuple[MetricPoint, ...] = ()
+    progress: Progress | None = None
+    # files
+    markers: tuple[FileInfo, ...] = ()
+    checkpoints: DirListing | None = None
+    files_at: float | None = None
+
+
+@dataclass(frozen=True)
+class Event:
+    """A state change worth telling someone about (alerts fire on changes only)."""
+
+    at: float
+    host: str
+    key: str
+    old: State | None
+    new: State
+    message: str
+    triage_class: str | None = None
