@@ -1,0 +1,19 @@
+"""`gpudash demo`: the TUI on a simulated fleet replaying real recorded traces through the same
+transport → probe → parser → health → triage pipeline. Offline: no GPU, no SSH."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--speed", type=float, default=1.0,
+                   help="time compression on top of the demo's own (default 1.0)")
+    p.add_argument("--seed", type=int, default=7, help="random seed of the simulation")
+
+
+def run(args) -> int:
+    from gpudash.demo.fleet import demo_fleet
+    from gpudash.ui.run import run_tui
+
+    return run_tui(demo_fleet(speed=args.speed, seed=args.seed), config=None)

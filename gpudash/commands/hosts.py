@@ -1,0 +1,49 @@
+"""Which hosts a command watches: the ones named on the command line, else the config's, else
+this machine (the embedded default). Shared by `watch`, `status`, `wait`, `teardown`."""
+
+from __future__ import annotations
+
+import sys
+
+from gpudash.watch.spec import WatchSpec
+
+LOCAL_NAMES = ("local", "localhost")
+
+
+def spec_for_target(target: str) -> WatchSpec:
+    """A host straight from the command line: an ~/.ssh/config alias, user@host:port, or local."""
+    if target in LOCAL_NAMES:
+        return WatchSpec(name="localhost", target="localhost", transport="local", discover=True)
+    return WatchSpec(name=target, target=target, transport="ssh", discover=True)
+
+
+def load_specs(args) -> list[WatchSpec] | int:
+    """Specs for the command, or an exit code (2) after printing config problems."""
+    from gpudash.watch.spec import spec_from_host_config
+
+    config = load_config_or_exit(args)
+    if isinstance(config, int):
+        return config
+    hosts = list(getattr(args, "hosts", None) or [])
+    if hosts:
+        known = {h.name: h for h in config.hosts} if config is not None else {}
+        return [spec_from_host_config(known[h]) if h in known else spec_for_target(h) for h in hosts]
+    if config is None or not config.hosts:
+        return [spec_for_target("localhost")]
+    return [spec_from_host_config(h) for h in config.hosts]
+
+
+def load_config_or_exit(args):
+    """The parsed config (None when there is none), or 2 after printing every problem."""
+    from pathlib import Path
+
+    try:
+        from gpudash.config import ConfigError, load_config
+    except ImportError:  # config module not present: no config support
+        return None
+    path = getattr(args, "config", None)
+    try:
+        return load_config(Path(path) if path else None)
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2

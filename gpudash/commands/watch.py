@@ -1,0 +1,25 @@
+"""`gpudash [watch] [HOST...]`: the TUI on the named hosts, the config's, or this machine."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("hosts", nargs="*", metavar="HOST",
+                   help="ssh alias, user@host:port, or `local`; default: the config's hosts")
+
+
+def run(args) -> int:
+    from gpudash.commands.hosts import load_config_or_exit, load_specs
+
+    config = load_config_or_exit(args)
+    if isinstance(config, int):
+        return config
+    specs = load_specs(args)
+    if isinstance(specs, int):
+        return specs
+    from gpudash.ui.run import run_tui
+    from gpudash.watch.fleet import Fleet
+
+    return run_tui(Fleet(specs), config=config)

@@ -1,0 +1,483 @@
+"""The per-host supervisor: runs probe groups at their own cadences, keeps the latest samples and
+bounded histories, and turns them into a :class:`HostView` after every round.
+
+Each probe group is one batch (one round-trip in the host's long-lived shell session) on its own
+loop, so groups never overlap themselves and a slow group (a hung `nvidia-smi`) never delays the
+others. A transport failure marks the link UNKNOWN with its reason — it never declares the job dead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections import deque
+from collections.abc import Callable
+
+from gpudash.model import (
+    HostSnapshot,
+    LinkStatus,
+    ProbeError,
+    Reason,
+)
+from gpudash.transport.base import Step, StepResult, Transport, TransportError
+from gpudash.watch.analysis import HostAnalysis
+from gpudash.watch.spec import WatchSpec
+from gpudash.watch.view import HostView
+
+HISTORY = 300  # samples per GPU: 10 minutes at 2 s, enough for the 5-minute util window
+LOG_LINES = 1000  # display lines kept per host
+LOG_BYTES_PER_TICK = 256 * 1024
+
+
+class HostWatcher:
+    def __init__(
+        self,
+        spec: WatchSpec,
+        transport: Transport,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        from gpudash.probes.lines import LineAssembler
+
+        self.spec = spec
+        self.transport = transport
+        self.clock = clock
+        self.paused = False
+        self._wake: dict[str, asyncio.Event] = {}
+        self._listeners: list[Callable[[HostView], None]] = []
+        self._view: HostView | None = None
+        # --- latest samples
+        self.link = LinkStatus()
+        self.gpus: tuple = ()
+        self.gpu_health: tuple = ()
+        self.gpu_error: ProbeError | None = None
+        self.gpu_at: float | None = None
+        self.apps: tuple | None = None
+        self.util_hist: dict[int, deque] = {}
+        self.mem_hist: dict[int, deque] = {}
+        self.nvsmi_stuck = False
+        self.disks: tuple = ()
+        self.disk_errors: tuple = ()
+        self.disk_at: float | None = None
+        self._df_bytes = None
+        self.memory = None
+        self.memory_at: float | None = None
+        self.processes: tuple = ()
+        self.tmux: tuple = ()
+        self.slurm: tuple = ()
+        self.ray: tuple = ()
+        self.jobs_at: float | None = None
+        self.markers: tuple = ()
+        self.checkpoints = None
+        self.files_at: float | None = None
+        # --- log
+        self.log_path: str | None = spec.log
+        self.log_offset = 0
+        self.log_inode: int | None = None
+        self.log_started = False
+        self.log_lines: deque[str] = deque(maxlen=LOG_LINES)
+        self.log_error: str | None = None
+        self.log_grew_at: float | None = None
+        self.log_at: float | None = None
+        self.log_skipped = 0
+        self.assembler = LineAssembler()
+        self.analysis = HostAnalysis(spec)
+        self.discovered = None
+
+    # ------------------------------------------------------------------ public
+
+    def subscribe(self, listener: Callable[[HostView], None]) -> None:
+        self._listeners.append(listener)
+
+    @property
+    def view(self) -> HostView | None:
+        return self._view
+
+    def probe_now(self) -> None:
+        for ev in self._wake.values():
+            ev.set()
+
+    async def run(self) -> None:
+        """Run every probe group on its own cadence until cancelled."""
+        groups = self.groups()
+        tasks = [asyncio.create_task(self._loop(name, interval), name=f"{self.spec.name}:{name}")
+                 for name, interval in groups.items()]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def round(self, group: str) -> None:
+        """One bounded probe round of one group (used by `status` and the loops)."""
+        steps = self.steps_for(group)
+        if not steps:
+            return
+        deadline = self.spec.cadence.probe_timeout + 2.0
+        try:
+            results = await self.transport.run(steps, deadline=deadline)
+        except TransportError as exc:
+            self._link_down(exc.reason, exc.message)
+            return
+        now = self.clock()
+        if all(r.exit_code is None for r in results.values()) and results:
+            # Nothing finished inside the deadline: the link (or the box) is wedged.
+            self._link_down(Reason.TIMEOUT, "no probe answered before its deadline")
+        else:
+            self._link_up(now)
+        by_key = {s.key: s for s in steps}
+        for key, res in results.items():
+            self._apply(by_key[key], res, now)
+
+    async def full_round(self) -> HostView:
+        """Every group once, in order (for `gpudash status` and `wait`)."""
+        # Jobs first: discovery may find the log and the job's pid that the others need.
+        await self.round("jobs")
+        rest = [g for g in self.groups() if g not in ("jobs", "log")]
+        await asyncio.gather(*(self.round(g) for g in rest))
+        await self.round("log")
+        return self.refresh()
+
+    def refresh(self) -> HostView:
+        """Rebuild the view from the latest samples (health, triage) and notify listeners."""
+        snap = self.snapshot()
+        self._view = self.analysis.view(snap, paused=self.paused, now=self.clock())
+        for listener in list(self._listeners):
+            listener(self._view)
+        return self._view
+
+    # ------------------------------------------------------------------ groups
+
+    def groups(self) -> dict[str, float]:
+        c = self.spec.cadence
+        g = {"gpu": c.gpu, "log": c.log, "disk": c.disk, "jobs": c.jobs, "files": c.files}
+        if self.spec.ray_job:
+            g["ray"] = c.ray
+        return g
+
+    def steps_for(self, group: str) -> list[Step]:
+        from gpudash.probes import disk, files, gpu, logtail, memory, processes, slurm, tmux
+
+        s = self.spec
+        if group == "gpu":
+            steps = [gpu.gpu_step(srun_jobid=self._srun_jobid(), guard_hung=self.nvsmi_stuck)]
+            if not self.nvsmi_stuck:
+                steps.append(gpu.gpu_health_step(srun_jobid=self._srun_jobid()))
+            return steps
+        if group == "log":
+            if self.log_path is None:
+                return []
+            # From offset 0 on the first read: the script skips to the newest bytes and says
+            # how many it skipped, so a 50 GB log costs one bounded read.
+            return [logtail.log_step(self.log_path, self.log_offset, self.log_inode, LOG_BYTES_PER_TICK)]
+        if group == "disk":
+            return [disk.df_bytes_step(s.mounts), disk.df_inodes_step(s.mounts),
+                    memory.memory_step(self._job_pid())]
+        if group == "jobs":
+            steps = [gpu.gpu_apps_step(srun_jobid=self._srun_jobid()), tmux.tmux_step()]
+            if s.pgrep:
+                steps.append(processes.processes_step(s.pgrep))
+            if s.discover:
+                from gpudash.probes import discovery
+
+                steps.append(discovery.discover_step(s.slurm_user))
+            if s.slurm_job:
+                steps += [slurm.squeue_step(job_id=s.slurm_job), slurm.sacct_step(s.slurm_job),
+                          slurm.scontrol_step(s.slurm_job)]
+            elif s.slurm_user:
+                steps.append(slurm.squeue_step(user=s.slurm_user))
+            return steps
+        if group == "files":
+            steps = []
+            if s.markers:
+                steps.append(files.files_step(s.markers))
+            if s.checkpoint_dir:
+                steps.append(files.dir_step(s.checkpoint_dir, key="ckpt"))
+            if s.script:
+                steps.append(dataclasses.replace(files.files_step([s.script]), key="script"))
+            return steps
+        if group == "ray" and s.ray_job:
+            from gpudash.probes import ray
+
+            return [ray.ray_step(s.ray_job, s.ray_address)]
+        return []
+
+    def _srun_jobid(self) -> str | None:
+        # On Slurm the GPUs are on the compute node: reach them through the job (never the
+        # login node's GPUs). Only while the job runs.
+        if not self.spec.slurm_job:
+            return None
+        job = next((j for j in self.slurm if j.job_id == self.spec.slurm_job), None)
+        return self.spec.slurm_job if job is not None and job.state == "RUNNING" else None
+
+    def _job_pid(self) -> int | None:
+        if self.processes:
+            return self.processes[0].pid
+        live = [t.pane_pid for t in self.tmux if t.name == self.spec.tmux_session and not t.pane_dead]
+        if live and live[0]:
+            return live[0]
+        if self.discovered is not None:
+            pid = next((c.pid for c in getattr(self.discovered, "candidates", ())), None)
+            return pid
+        return None
+
+    # ------------------------------------------------------------------ applying results
+
+    def _apply(self, step: Step, res: StepResult, now: float) -> None:
+        handler = getattr(self, f"_on_{step.key}", None)
+        if handler is not None:
+            handler(step, res, now)
+
+    def _on_gpu(self, step: Step, res: StepResult, now: float) -> None:
+        from gpudash.probes.gpu import parse_gpu
+
+        parsed = parse_gpu(res.stdout, res.stderr, res.exit_code)
+        if isinstance(parsed, ProbeError):
+            self.gpu_error = parsed
+            self.nvsmi_stuck = parsed.reason is Reason.DRIVER_HUNG
+            if parsed.reason is not Reason.DRIVER_HUNG:
+                self.gpus = ()
+            return
+        self.nvsmi_stuck = False
+        self.gpu_error = None
+        self.gpus = parsed
+        self.gpu_at = now
+        for g in parsed:
+            self.util_hist.setdefault(g.index, deque(maxlen=HISTORY)).append(g.util_pct)
+            mem_pct = (100.0 * g.mem_used_mib / g.mem_total_mib
+                       if g.mem_used_mib is not None and g.mem_total_mib else None)
+            self.mem_hist.setdefault(g.index, deque(maxlen=HISTORY)).append(mem_pct)
+
+    def _on_gpu_health(self, step: Step, res: StepResult, now: float) -> None:
+        from gpudash.probes.gpu import parse_gpu_health
+
+        parsed = parse_gpu_health(res.stdout, res.stderr, res.exit_code)
+        if not isinstance(parsed, ProbeError):
+            self.gpu_health = parsed
+
+    def _on_gpu_apps(self, step: Step, res: StepResult, now: float) -> None:
+        from gpudash.probes.gpu import parse_gpu_apps
+
+        parsed = parse_gpu_apps(res.stdout, res.stderr, res.exit_code)
+        self.apps = None if isinstance(parsed, ProbeError) else parsed
+
+    def _on_df_bytes(self, step: Step, res: StepResult, now: float) -> None:
+        from gpudash.probes.disk import missing_mounts, parse_df_bytes
+
+        parsed = parse_df_bytes(res.stdout, res.stderr, res.exit_code)
+        self._df_bytes = None if isinstance(parsed, ProbeError) else parsed
+        errs = list(missing_mounts(res.stderr))
+        if isinstance(parsed, ProbeError):
+            errs.append(("*", parsed.message or parsed.reason.value))
+        self.disk_errors = tuple(errs)
+
+    def _on_df_inodes(self, step: Step, res: StepResult, now: float) -> None:
+        from gpudash.probes.disk import merge_disks, parse_df_inodes
+
+        parsed = parse_df_inodes(res.stdout, res.stderr, res.exit_code)
+        if self._df_bytes is None:
+            return
+        self.disks = merge_disks(self._df_bytes, () if isinstance(parsed, ProbeError) else parsed)
+        self.disk_at = now
+
+    def _on_memory(self, step: Step, res: StepResult, now: float) -> None:
+        from gpudash.probes.memory import parse_memory
+
+        parsed = parse_memory(res.stdout, res.stderr, res.exit_code)
+        if not isinstance(parsed, ProbeError):
+            self.memory = parsed
+            self.memory_at = now
+
+    def _on_procs(self, step: Step, res: StepResult, now: float) -> None:
+        from gpudash.probes.processes import parse_processes
+
+        parsed = parse_processes(res.stdout, res.stderr, res.exit_code)
+        if not isinstance(parsed, ProbeError):
+            self.processes = parsed
+            self.jobs_at = now
+
+    def _on_tmux(self, step: Step, res: StepResult, now: float) -> None:
+        from gpudash.probes.tmux import parse_tmux
+
+        parsed = parse_tmux(res.stdout, res.stderr, res.exit_code)
+        if not isinstance(parsed, ProbeError):
+            self.tmux = parsed
+            self.jobs_at = now
+
+    def _on_discover(self, step: Step, res: StepResult, now: float) -> None:
+        from gpudash.probes.discovery import best_log, parse_discovery
+
+        found = parse_discovery(res.stdout, res.stderr, res.exit_code)
+        if isinstance(found, ProbeError):
+            return
+        self.discovered = found
+        cands = getattr(found, "candidates", ())
+        self.processes = tuple(getattr(c, "process", c) for c in cands if hasattr(getattr(c, "process", c), "pid"))
+        if self.spec.log is None:
+            best = best_log(found)
+            if best is not None and best[0] != self.log_path:
+                self.log_path = best[0]
+                self._reset_log()
+        slurm_jobs = getattr(found, "slurm_jobs", ())
+        if slurm_jobs:
+            self.slurm = tuple(slurm_jobs)
+        self.jobs_at = now
+
+    def _on_squeue(self, step: Step, res: StepResult, now: float) -> None:
+        from gpudash.probes.slurm import parse_squeue
+
+        parsed = parse_squeue(res.stdout, res.stderr, res.exit_code)
+        self._squeue = None if isinstance(parsed, ProbeError) else parsed
+        if self.spec.slurm_job is None and self._squeue is not None:
+            self.slurm = self._squeue
+            self.jobs_at = now
+
+    def _on_sacct(self, step: Step, res: StepResult, now: float) -> None:
+        from gpudash.probes.slurm import parse_sacct
+
+        parsed = parse_sacct(res.stdout, res.stderr, res.exit_code)
+        self._sacct = None if isinstance(parsed, ProbeError) else parsed
+
+    def _on_scontrol(self, step: Step, res: StepResult, now: float) -> None:
+        from gpudash.probes.slurm import parse_scontrol, slurm_job_state
+
+        parsed = parse_scontrol(res.stdout, res.stderr, res.exit_code)
+        scontrol = None if isinstance(parsed, ProbeError) else parsed
+        job = slurm_job_state(getattr(self, "_squeue", None), getattr(self, "_sacct", None), scontrol)
+        if job is not None:
+            self.slurm = (job,)
+            self.jobs_at = now
+            if self.spec.log is None and job.stdout_path and self.log_path != job.stdout_path:
+                self.log_path = job.stdout_path
+                self._reset_log()
+
+    def _on_ray(self, step: Step, res: StepResult, now: float) -> None:
+        from gpudash.probes.ray import parse_ray
+
+        parsed = parse_ray(res.stdout, res.stderr, res.exit_code)
+        if not isinstance(parsed, ProbeError):
+            self.ray = (parsed,)
+
+    def _on_files(self, step: Step, res: StepResult, now: float) -> None:
+        from gpudash.probes.files import parse_files
+
+        parsed = parse_files(res.stdout, res.stderr, res.exit_code)
+        if not isinstance(parsed, ProbeError):
+            self.markers = parsed
+            self.files_at = now
+
+    def _on_ckpt(self, step: Step, res: StepResult, now: float) -> None:
+        from gpudash.probes.files import parse_dir
+
+        parsed = parse_dir(res.stdout, res.stderr, res.exit_code)
+        if not isinstance(parsed, ProbeError):
+            self.checkpoints = parsed
+            self.files_at = now
+
+    def _on_script(self, step: Step, res: StepResult, now: float) -> None:
+        from gpudash.probes.files import parse_files
+
+        parsed = parse_files(res.stdout, res.stderr, res.exit_code)
+        if not isinstance(parsed, ProbeError) and parsed:
+            self.analysis.script_mtime = parsed[0].mtime
+
+    def _on_log(self, step: Step, res: StepResult, now: float) -> None:
+        from gpudash.probes.logtail import parse_log
+
+        chunk = parse_log(res.stdout, res.stderr, res.exit_code,
+                          prev_offset=self.log_offset, prev_inode=self.log_inode)
+        if isinstance(chunk, ProbeError):
+            self.log_error = chunk.message or chunk.reason.value
+            return
+        self.log_at = now
+        if chunk.missing:
+            self.log_error = f"log missing: {chunk.path}"
+            return
+        self.log_error = None
+        self.log_started = True
+        self.log_offset = chunk.end
+        self.log_inode = chunk.inode
+        self.log_skipped += chunk.skipped
+        if chunk.data or chunk.reset:
+            if chunk.data:
+                self.log_grew_at = now
+            lines = self.assembler.feed(chunk)
+            for line in lines:
+                self.log_lines.append(getattr(line, "display", line))
+            self.analysis.feed_log(lines, chunk, now)
+
+    def _reset_log(self) -> None:
+        self.log_offset = 0
+        self.log_inode = None
+        self.log_started = False
+        self.log_lines.clear()
+        self.analysis.reset_log()
+
+    # ------------------------------------------------------------------ link
+
+    def _link_down(self, reason: Reason, message: str) -> None:
+        now = self.clock()
+        since = self.link.since if not self.link.ok and self.link.since else now
+        self.link = LinkStatus(ok=False, reason=reason, message=message, since=since,
+                               last_ok=self.link.last_ok)
+
+    def _link_up(self, now: float) -> None:
+        if not self.link.ok or self.link.last_ok is None:
+            self.link = LinkStatus(ok=True, since=now, last_ok=now)
+        else:
+            self.link = LinkStatus(ok=True, since=self.link.since, last_ok=now)
+
+    # ------------------------------------------------------------------ snapshot
+
+    def snapshot(self) -> HostSnapshot:
+        idx = sorted(self.util_hist)
+        return HostSnapshot(
+            name=self.spec.name,
+            transport=self.transport.kind,
+            taken_at=self.clock(),
+            link=self.link,
+            gpus=self.gpus,
+            gpu_health=self.gpu_health,
+            gpu_error=self.gpu_error,
+            gpu_at=self.gpu_at,
+            apps=self.apps,
+            util_history=tuple(tuple(self.util_hist[i]) for i in idx),
+            mem_history=tuple(tuple(self.mem_hist[i]) for i in idx),
+            disks=self.disks,
+            disk_errors=self.disk_errors,
+            disk_at=self.disk_at,
+            memory=self.memory,
+            memory_at=self.memory_at,
+            processes=self.processes,
+            tmux=self.tmux,
+            slurm=self.slurm,
+            ray=self.ray,
+            jobs_at=self.jobs_at,
+            log_path=self.log_path,
+            log_lines=tuple(self.log_lines)[-200:],
+            log_error=self.log_error,
+            log_grew_at=self.log_grew_at,
+            log_at=self.log_at,
+            log_skipped=self.log_skipped,
+            metrics=self.analysis.metrics_tuple(),
+            progress=self.analysis.progress,
+            markers=self.markers,
+            checkpoints=self.checkpoints,
+            files_at=self.files_at,
+        )
+
+    # ------------------------------------------------------------------ loops
+
+    async def _loop(self, group: str, interval: float) -> None:
+        wake = self._wake.setdefault(group, asyncio.Event())
+        while True:
+            if not self.paused:
+                await self.round(group)
+                self.refresh()
+            wake.clear()
+            try:
+                await asyncio.wait_for(wake.wait(), timeout=interval)
+            except TimeoutError:
+                pass
