@@ -26,8 +26,17 @@ def new_nonce() -> str:
 
 
 def session_command(lifetime: float) -> str:
-    """What the login shell runs: a bounded POSIX sh reading the script from stdin."""
-    return f"timeout -k 2 {int(lifetime)} /bin/sh -s"
+    """What the login shell runs: a bounded POSIX sh reading the script from stdin.
+
+    Normally ``timeout -k 2 LIFETIME /bin/sh -s``. Wrapped in one single-quoted ``/bin/sh -c``
+    so that a box without coreutils' ``timeout`` (macOS, minimal images) still gets a session
+    instead of ``command not found``; the quoting parses the same in bash, zsh, fish and tcsh.
+    """
+    t = max(1, int(lifetime))
+    return (
+        "/bin/sh -c 'command -v timeout >/dev/null 2>&1 && "
+        f"exec timeout -k 2 {t} /bin/sh -s; exec /bin/sh -s'"
+    )
 
 
 # Defined once per session: a `timeout` stand-in for boxes without coreutils' (it then runs the
@@ -40,9 +49,13 @@ PRELUDE = (
 
 def render_batch(steps: Sequence[Step], nonce: str, batch_id: int) -> bytes:
     """The script for one batch. Each step runs as `timeout -k 1 T sh -c SCRIPT </dev/null`."""
+    seen: set[str] = set()
     out = [f"printf '\\n@@GD:{nonce}:B:{batch_id}\\n'; printf '\\n@@GD:{nonce}:B:{batch_id}\\n' >&2\n"]
     for step in steps:
         key = _safe_key(step.key)
+        if key in seen:
+            raise ValueError(f"duplicate step key in one batch: {key!r}")
+        seen.add(key)
         t = max(1, int(round(step.timeout)))
         out.append(
             f"printf '\\n@@GD:{nonce}:S:{key}\\n'; printf '\\n@@GD:{nonce}:S:{key}\\n' >&2; "
@@ -54,11 +67,17 @@ def render_batch(steps: Sequence[Step], nonce: str, batch_id: int) -> bytes:
 
 
 def render_stream(step: Step, nonce: str, lifetime: float) -> bytes:
-    """A long-lived step: a begin marker, then the command's lines until its lifetime ends."""
+    """A long-lived step: a begin marker, then the command's lines until its lifetime ends.
+
+    ``exec`` so no idle shell lingers between the channel and the command; without coreutils'
+    ``timeout`` the command runs unbounded remotely (the client's lifetime guard still holds).
+    """
     t = max(1, int(lifetime))
+    cmd = f"/bin/sh -c {shlex.quote(step.script)} </dev/null"
     return (
         f"printf '\\n@@GD:{nonce}:B:0\\n'\n"
-        f"exec timeout -k 2 {t} /bin/sh -c {shlex.quote(step.script)} </dev/null\n"
+        f"command -v timeout >/dev/null 2>&1 && exec timeout -k 2 {t} {cmd}\n"
+        f"exec {cmd}\n"
     ).encode()
 
 
@@ -110,9 +129,11 @@ def _sections(data: bytes, nonce: str, batch_id: int) -> dict[str, tuple[bytes, 
     if i < 0:
         return {}
     data = data[i + len(begin) :]
-    z = data.find(b"\n" + _PREFIX + f"{nonce}:Z:{batch_id}\n".encode())
+    z = data.find(end_marker(nonce, batch_id))
     if z >= 0:
-        data = data[: z + 1]
+        # Cut before the end marker's own leading newline: it belongs to the marker, and
+        # keeping it would append a stray b"\n" to the last section (stderr has no E marker).
+        data = data[:z]
     start_tag = b"\n" + _PREFIX + nonce.encode() + b":S:"
     end_tag = b"\n" + _PREFIX + nonce.encode() + b":E:"
     sections: dict[str, tuple[bytes, int | None]] = {}
