@@ -133,6 +133,10 @@ def parse_squeue(stdout, stderr=b"", exit_code=0):
         job = parse_squeue_line(line)
         if job is not None:
             out.append(job)
+    msg = error_message("", stderr)
+    if not out and "error:" in msg:
+        # `squeue -u nosuchuser` exits 0 with `squeue: error: Invalid user: …`: not "no jobs".
+        return ProbeError(Reason.PROBE_ERROR, msg, exit_code)
     return tuple(out)
 
 
