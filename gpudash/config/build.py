@@ -11,12 +11,12 @@ from __future__ import annotations
 import difflib
 from dataclasses import replace
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any, Mapping
 
 from . import schema as s
 from .convert import looks_like_key_material, type_name
 from .errors import ConfigError, HostRef, Invalid, Problem, show_key
+from .frozen_map import FrozenMap
 from .line_index import LineIndex
 from .targets import parse_target
 from .types import (
@@ -243,7 +243,7 @@ def _alerts(ck: Checker, raw: Any) -> AlertsConfig:
         if "webhook" in sinks and not has_source:
             ck.report(path + (sev, sinks.index("webhook")), "the webhook sink needs "
                       "webhook_url_file or webhook_url_env (never an inline URL)")
-    return AlertsConfig(routes=MappingProxyType(routes), **values)
+    return AlertsConfig(routes=FrozenMap(routes), **values)
 
 
 def _keymap(ck: Checker, raw: Any) -> Mapping[str, str]:
@@ -252,7 +252,7 @@ def _keymap(ck: Checker, raw: Any) -> Mapping[str, str]:
     except Invalid as exc:
         for e in exc.all():
             ck.report(("keymap",) + e.subpath, e.message)
-        return MappingProxyType({})
+        return FrozenMap({})
 
 
 def _prometheus(ck: Checker, raw: Any, host_names: set[str]) -> PrometheusConfig | None:

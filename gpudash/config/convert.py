@@ -10,12 +10,12 @@ from __future__ import annotations
 import math
 import os
 import re
-from pathlib import Path, PurePosixPath
-from types import MappingProxyType
+from pathlib import Path
 from typing import Any, Callable
 
 from .durations import parse_duration
 from .errors import Invalid, show_value
+from .frozen_map import FrozenMap
 
 Converter = Callable[[Any], Any]
 
@@ -161,7 +161,9 @@ def choice(options: tuple[str, ...]) -> Converter:
     def conv(value: Any) -> str:
         _expect(value, isinstance(value, str), "a string")
         if value not in options:
-            raise Invalid(f"must be one of {', '.join(options)}; got {show_value(value)}")
+            # echo short words only (the typo "runpd"), never a long value that may be a secret
+            got = f"; got {show_value(value)}" if len(value) <= 24 else ""
+            raise Invalid(f"must be one of {', '.join(options)}{got}")
         return value
     return conv
 
@@ -239,7 +241,7 @@ def str_table(key_pattern: str = r"[A-Za-z0-9_.-]+", value: Converter | None = N
     value = value or string(allow_empty=True, max_len=256)
     rx = re.compile(key_pattern)
 
-    def conv(raw: Any) -> MappingProxyType:
+    def conv(raw: Any) -> FrozenMap:
         _expect(raw, isinstance(raw, dict), "a table")
         out, found = {}, []
         for k, v in raw.items():
@@ -252,5 +254,5 @@ def str_table(key_pattern: str = r"[A-Za-z0-9_.-]+", value: Converter | None = N
                 found.extend(Invalid(e.message, (k,) + e.subpath) for e in exc.all())
         if found:
             raise Invalid.collect(found)
-        return MappingProxyType(out)
+        return FrozenMap(out)
     return conv

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from types import MappingProxyType
 from typing import Mapping, Sequence
 
+from .frozen_map import FrozenMap
 from .targets import Target, is_local_target, parse_target
 
 TRANSPORTS = ("ssh", "local")
@@ -25,7 +25,7 @@ DEFAULT_COMPLETION_LINES = ("Training completed", "Early stopping", "FINISHED", 
 DEFAULT_MOUNTS = ("/",)
 LOCAL_HOST_NAME = "localhost"
 
-_EMPTY: Mapping[str, str] = MappingProxyType({})
+_EMPTY: Mapping[str, str] = FrozenMap({})
 
 
 @dataclass(frozen=True)
@@ -175,7 +175,7 @@ class HostConfig:
 class AlertsConfig:
     """``[alerts]``: which sinks get which severity. The webhook URL itself is never in here."""
 
-    routes: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({
+    routes: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: FrozenMap({
         "info": ("file", "screen"),
         "warning": ("file", "screen"),
         "critical": ("file", "screen", "bell", "tmux"),

@@ -229,3 +229,16 @@ def test_select_prefers_configured_hosts_then_cli_targets():
 def test_timing_helpers():
     t = Timing()
     assert t.interval("disk") == 10 and t.stale_after_s("disk") == 30
+
+
+def test_configs_are_frozen_and_hashable():
+    import dataclasses
+
+    config = parse_config(docs_example())
+    host = config.hosts[0]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        host.name = "other"
+    with pytest.raises(TypeError):
+        host.labels["x"] = "y"
+    assert {h: h.name for h in config.hosts}[host] == "a100-box"
+    assert hash(config) == hash(parse_config(docs_example()))
