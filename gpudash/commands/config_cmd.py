@@ -1,4 +1,4 @@
-"""``gpudash config check|path``: validate the config, or say where it lives.
+"""``gpudash config [check|path]``: validate the config (the default), or say where it lives.
 
 ``check`` prints every problem as ``file:line: key: what is wrong`` (one per line, the format
 editors and CI annotate) and exits 1, or prints ``OK: N hosts`` and exits 0. Nothing is written.
@@ -14,7 +14,7 @@ from pathlib import Path
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="config_action", metavar="ACTION")
-    sub.required = True
+    sub.required = False  # plain `gpudash config` means `check`
     check = sub.add_parser("check", help="validate the config; print every problem as "
                            "file:line: key: what is wrong")
     _add_config_option(check)

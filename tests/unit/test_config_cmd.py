@@ -71,3 +71,9 @@ def test_path_action(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
     assert config_cmd.run(_parse(["path"])) == 0
     assert capsys.readouterr().out.startswith(str(tmp_path / "gpudash" / "config.toml"))
+
+
+def test_no_action_means_check(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    assert config_cmd.run(_parse([])) == 0
+    assert capsys.readouterr().out.startswith("OK: 1 host")
