@@ -23,8 +23,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", metavar="PATH", help="config file (default: the user config dir)")
+def _add_common(p: argparse.ArgumentParser, *, top: bool = False) -> None:
+    # SUPPRESS on subcommands: `gpudash --config X status` must keep X.
+    p.add_argument("--config", metavar="PATH", help="config file (default: the user config dir)",
+                   **({} if top else {"default": argparse.SUPPRESS}))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,13 +38,14 @@ def build_parser() -> argparse.ArgumentParser:
     from gpudash import __version__
 
     parser.add_argument("--version", action="version", version=f"gpudash {__version__}")
-    _add_common(parser)
+    _add_common(parser, top=True)
     parser.add_argument(
         "--prometheus", metavar="URL", help="also read hosts from this Prometheus server"
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_text) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
+        # conflict_handler: a command module may define its own --config.
+        p = sub.add_parser(name, help=help_text, description=help_text, conflict_handler="resolve")
         _add_common(p)
         p.set_defaults(_module=module)
         adder = _lazy_adder(module)

@@ -25,11 +25,17 @@ def load_specs(args) -> list[WatchSpec] | int:
     if isinstance(config, int):
         return config
     hosts = list(getattr(args, "hosts", None) or [])
+    if config is None:
+        return [spec_for_target(h) for h in hosts] or [spec_for_target("localhost")]
     if hosts:
-        known = {h.name: h for h in config.hosts} if config is not None else {}
-        return [spec_from_host_config(known[h]) if h in known else spec_for_target(h) for h in hosts]
-    if config is None or not config.hosts:
-        return [spec_for_target("localhost")]
+        from gpudash.config import ConfigError
+
+        try:
+            selected = config.select(hosts)
+        except ConfigError as exc:
+            print(str(exc), file=sys.stderr)
+            return 2
+        return [spec_from_host_config(h) for h in selected]
     return [spec_from_host_config(h) for h in config.hosts]
 
 

@@ -59,48 +59,66 @@ class WatchSpec:
 
 
 def spec_from_host_config(hc) -> WatchSpec:
-    """Adapt a config HostConfig (gpudash.config) to a WatchSpec, tolerant of optional fields."""
-    g = lambda name, default=None: getattr(hc, name, default)  # noqa: E731
-    intervals = g("intervals")
-    cadence = Cadence()
-    if intervals is not None:
-        cadence = Cadence(
-            gpu=getattr(intervals, "gpu", 2.0),
-            log=getattr(intervals, "log", 1.0),
-            disk=getattr(intervals, "disk", 10.0),
-            memory=getattr(intervals, "memory", 10.0),
-            jobs=getattr(intervals, "jobs", 15.0),
-            files=getattr(intervals, "files", 30.0),
-            ray=getattr(intervals, "ray", 60.0),
-            probe_timeout=g("probe_timeout", None) or getattr(intervals, "probe_timeout", 8.0),
-            stale_after=getattr(intervals, "stale_after", 3.0),
-        )
-    ckpt_gb = g("checkpoint_size_gb")
-    transport = g("transport") or "ssh"
-    return WatchSpec(
-        name=g("name"),
-        target=g("target") or g("name"),
-        transport=transport,
-        log=g("log"),
-        tmux_session=g("tmux_session"),
-        pgrep=g("pgrep"),
-        slurm_user=g("slurm_user"),
-        slurm_job=str(g("slurm_job")) if g("slurm_job") is not None else None,
-        ray_job=g("ray_job"),
-        ray_address=g("ray_address"),
-        mounts=tuple(g("mounts") or ("/",)),
-        markers=tuple(g("markers") or ()),
-        completion_lines=tuple(g("completion_lines") or ()),
-        checkpoint_dir=g("checkpoint_dir"),
-        checkpoint_size_bytes=int(ckpt_gb * 1e9) if ckpt_gb else None,
-        expected_duration_s=g("expected_duration_s") or g("expected_duration"),
-        script=g("script"),
-        notes=g("notes") or "",
-        discover=not any(g(k) for k in ("log", "tmux_session", "pgrep", "slurm_user", "slurm_job", "ray_job")),
-        cadence=cadence,
-        thresholds=g("thresholds"),
-        labels=dict(g("labels") or {}),
-        key_file=g("key_file"),
-        insecure_known_hosts=bool(g("insecure_known_hosts", False)),
-        connect_timeout=g("connect_timeout", None) or 10.0,
+    """Adapt a config HostConfig (gpudash.config) to a WatchSpec."""
+    t = hc.timing
+    cadence = Cadence(
+        gpu=t.gpu_interval, log=t.log_interval, disk=t.disk_interval, memory=t.memory_interval,
+        jobs=t.jobs_interval, files=t.files_interval, ray=t.ray_interval,
+        probe_timeout=t.probe_timeout, stale_after=t.stale_after,
     )
+    return WatchSpec(
+        name=hc.name,
+        target=hc.target,
+        transport=hc.transport,
+        log=hc.log,
+        tmux_session=hc.tmux_session,
+        pgrep=hc.pgrep,
+        slurm_user=hc.slurm_user,
+        slurm_job=str(hc.slurm_job) if hc.slurm_job is not None else None,
+        ray_job=hc.ray_job,
+        ray_address=hc.ray_address,
+        mounts=tuple(hc.mounts) or ("/",),
+        markers=marker_paths(hc.markers, hc.log, hc.checkpoint_dir),
+        completion_lines=tuple(hc.completion_lines),
+        checkpoint_dir=hc.checkpoint_dir,
+        checkpoint_size_bytes=int(hc.checkpoint_size_gb * 1e9) if hc.checkpoint_size_gb else None,
+        expected_duration_s=hc.expected_duration,
+        script=hc.script,
+        notes=hc.notes or "",
+        discover=bool(hc.discover) or not any(
+            (hc.log, hc.tmux_session, hc.pgrep, hc.slurm_user, hc.slurm_job, hc.ray_job)),
+        cadence=cadence,
+        thresholds=health_thresholds(hc.thresholds, t.stale_after),
+        labels=dict(hc.labels or {}) | ({"group": hc.group} if hc.group else {}),
+        key_file=str(hc.key_file) if hc.key_file else None,
+        insecure_known_hosts=bool(hc.insecure_known_hosts),
+        connect_timeout=t.connect_timeout,
+    )
+
+
+def marker_paths(markers, log: str | None, checkpoint_dir: str | None) -> tuple[str, ...]:
+    """A marker pattern without a `/` (like `*_DONE`) is looked for beside the log and in the
+    checkpoint dir; one with a `/` is used as it is."""
+    import posixpath
+
+    dirs = [d for d in ((posixpath.dirname(log) if log and "/" in log else None), checkpoint_dir) if d]
+    out: list[str] = []
+    for m in markers:
+        if "/" in m:
+            out.append(m)
+        else:
+            out.extend(posixpath.join(d, m) for d in dirs)
+    return tuple(dict.fromkeys(out))
+
+
+def health_thresholds(config_thresholds, stale_after: float):
+    """The config's thresholds → the health engine's (same field names)."""
+    import dataclasses
+
+    from gpudash.health.thresholds import Thresholds
+
+    names = {f.name for f in dataclasses.fields(Thresholds)}
+    values = {k: v for k, v in dataclasses.asdict(config_thresholds).items() if k in names}
+    if "stale_after_intervals" in names:
+        values["stale_after_intervals"] = stale_after
+    return Thresholds(**values)
