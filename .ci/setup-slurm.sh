@@ -17,7 +17,9 @@ CONF=/etc/slurm/slurm.conf
 
 log() { printf 'setup-slurm: %s\n' "$*" >&2; }
 
-if command -v sinfo >/dev/null 2>&1 && timeout 5 sinfo -h >/dev/null 2>&1; then
+# `scontrol ping` answers at once either way; `sinfo` against a dead controller retries ~10 s.
+if command -v scontrol >/dev/null 2>&1 && timeout 5 scontrol ping >/dev/null 2>&1 \
+   && timeout 10 sinfo -h >/dev/null 2>&1; then
     log "slurm already answers; nothing to do"
     exit 0
 fi

@@ -36,8 +36,13 @@ _MARK = "@@gd:"
 
 # POSIX-sh helpers shared by every script that must not see its own process tree.
 # gd_ppid PID   -> sets gd_pp to the parent pid (comm may hold spaces and ')': cut at the last ') ').
-# gd_mine PID   -> true when PID is this shell, one of its ancestors, or one of its descendants
-#                  (a descendant that already exited, e.g. the `$(pgrep …)` subshell, counts as ours).
+# gd_probe PID  -> true when PID's command line carries the probe marker.
+# gd_anc        -> this shell and its ancestors up to the session's sh: those whose command line
+#                  holds the script (the `timeout … sh -c SCRIPT` wrapper). The walk stops at the
+#                  first ancestor without the marker, so a run that happens to be an ancestor (a
+#                  container whose PID 1 is `python train.py` and started sshd) is still found.
+# gd_mine PID   -> true when PID is in gd_anc or is a descendant of this shell (a descendant that
+#                  already exited, e.g. the `$(pgrep …)` subshell, counts as ours).
 OWN_TREE_SH = r"""gd_ppid() {
   gd_pp=
   if [ -r /proc/$$/stat ]; then
@@ -50,11 +55,16 @@ OWN_TREE_SH = r"""gd_ppid() {
   fi
   [ -n "$gd_pp" ]
 }
-gd_anc=' '
+gd_probe() {
+  case "$( { tr '\0' ' ' < "/proc/$1/cmdline"; } 2>/dev/null || ps -o args= -p "$1" 2>/dev/null)" in
+    *@MARKER@*) return 0 ;;
+  esac
+  return 1
+}
+gd_anc=" $$ "
 gd_p=$$
-while [ -n "$gd_p" ] && [ "$gd_p" != 0 ]; do
-  gd_anc="$gd_anc$gd_p "
-  gd_ppid "$gd_p" || break
+while gd_ppid "$gd_p" && [ "$gd_pp" -gt 1 ] 2>/dev/null && gd_probe "$gd_pp"; do
+  gd_anc="$gd_anc$gd_pp "
   gd_p=$gd_pp
 done
 gd_mine() {
@@ -70,7 +80,7 @@ gd_mine() {
   done
   return 0
 }
-"""
+""".replace("@MARKER@", PROBE_MARKER)
 
 PS_FIELDS = "pid=,etimes=,pcpu=,rss=,nlwp=,lstart=,args="
 

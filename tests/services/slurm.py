@@ -23,10 +23,14 @@ SETUP = ROOT / ".ci" / "setup-slurm.sh"
 
 
 def _answers() -> bool:
-    if shutil.which("sinfo") is None:
+    if shutil.which("scontrol") is None or shutil.which("sinfo") is None:
         return False
     try:
-        return subprocess.run(["sinfo", "-h"], capture_output=True, timeout=10).returncode == 0
+        # `scontrol ping` answers at once; `sinfo` against a dead controller retries ~10 s.
+        for cmd in (["scontrol", "ping"], ["sinfo", "-h"]):
+            if subprocess.run(cmd, capture_output=True, timeout=20).returncode != 0:
+                return False
+        return True
     except (OSError, subprocess.TimeoutExpired):
         return False
 

@@ -160,6 +160,21 @@ def test_real_pgrep_with_only_itself_matching_is_empty():
     assert parse_processes(res.stdout, res.stderr, res.exit_code) == ()
 
 
+def test_an_ancestor_that_is_not_a_probe_is_still_found():
+    # A container whose PID 1 is the run and which started the SSH server: the run is an
+    # ancestor of the probe. Only the ancestors that carry the probe's script are excluded.
+    token = f"ancestor_run_{uuid.uuid4().hex[:12]}"
+    step = processes_step(token)
+    launcher = ("import os, subprocess, sys; "
+                "r = subprocess.run(['timeout', '-k', '1', '8', '/bin/sh', '-c', os.environ['GD_SCRIPT']], "
+                "capture_output=True); sys.stdout.buffer.write(r.stdout); print(os.getpid(), file=sys.stderr)")
+    proc = subprocess.run([sys.executable, "-c", launcher, token], capture_output=True,
+                          env={**os.environ, "GD_SCRIPT": step.script}, timeout=30)
+    got = parse_processes(proc.stdout, b"", proc.returncode)
+    assert [p.pid for p in got] == [int(proc.stderr.decode().split()[-1])]
+    assert token in got[0].command and "gpudash-probe" not in got[0].command
+
+
 def test_real_pgrep_bad_regex_is_an_error():
     res = run_step(processes_step("train("))
     err = parse_processes(res.stdout, res.stderr, res.exit_code)
