@@ -8,6 +8,7 @@
   OK → STALE → OK says nothing. STALE itself is never alerted: the link or probe check that
   caused it carries the alert; changes into or out of STALE do not count towards flapping
   (a flaky link must not hold back a real CRIT).
+- An UNKNOWN whose reason changes (unreachable → host_key_changed) is a change too.
 - A check that disappears (a mount removed) is dropped quietly.
 """
 
@@ -18,7 +19,16 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from gpudash.health.thresholds import Thresholds
-from gpudash.model import CheckResult, State
+from gpudash.model import CheckResult, Reason, State
+
+
+# What the debouncer tracks: the state, plus the reason when UNKNOWN, because
+# UNKNOWN(unreachable) → UNKNOWN(host_key_changed) is news a person must get.
+Ident = tuple  # (State, Reason | None)
+
+
+def ident(c: CheckResult) -> Ident:
+    return (c.state, c.reason if c.state is State.UNKNOWN else None)
 
 
 @dataclass
@@ -30,15 +40,16 @@ class Alert:
     new: State
     result: CheckResult
     note: str = ""
+    old_reason: Reason | None = None
 
 
 @dataclass
 class _Track:
-    state: State
+    shown: Ident
     since: float
     result: CheckResult
-    alerted: State | None
-    pending: State | None = None
+    alerted: Ident | None
+    pending: Ident | None = None
     pending_count: int = 0
     pending_since: float = 0.0
     pending_result: CheckResult | None = None
@@ -74,21 +85,23 @@ class Debouncer:
     # ------------------------------------------------------------------ internals
 
     def _first(self, raw: CheckResult, now: float, alerts: list[Alert]) -> _Track:
-        alerted = None if raw.state is State.STALE else raw.state
+        new = ident(raw)
+        alerted = None if raw.state is State.STALE else new
         if raw.state not in (State.OK, State.STALE):
             alerts.append(Alert(raw.key, None, raw.state, raw))
-        return _Track(state=raw.state, since=now, result=raw, alerted=alerted)
+        return _Track(shown=new, since=now, result=raw, alerted=alerted)
 
     def _step(self, tr: _Track, raw: CheckResult, now: float, alerts: list[Alert]) -> None:
         th = self.th
-        if raw.state is tr.state:
+        new = ident(raw)
+        if new == tr.shown:
             tr.result = raw
             tr.pending, tr.pending_count, tr.pending_result = None, 0, None
         else:
-            if raw.state is tr.pending:
+            if new == tr.pending:
                 tr.pending_count += 1
             else:
-                tr.pending, tr.pending_count, tr.pending_since = raw.state, 1, now
+                tr.pending, tr.pending_count, tr.pending_since = new, 1, now
             tr.pending_result = raw
             if tr.pending_count >= th.hysteresis_results and now - tr.pending_since >= th.hysteresis_s:
                 self._flip(tr, raw, now, alerts)
@@ -96,19 +109,23 @@ class Debouncer:
 
     def _flip(self, tr: _Track, raw: CheckResult, now: float, alerts: list[Alert]) -> None:
         th = self.th
-        old = tr.state
-        tr.state, tr.since, tr.result = raw.state, now, raw
+        old, new = tr.shown, ident(raw)
+        tr.shown, tr.since, tr.result = new, now, raw
         tr.pending, tr.pending_count, tr.pending_result = None, 0, None
-        if State.STALE not in (old, raw.state):
+        if State.STALE not in (old[0], new[0]):
             tr.changes.append(now)
         while tr.changes and tr.changes[0] <= now - th.flap_window_s:
             tr.changes.popleft()
         if len(tr.changes) >= th.flap_changes:
             tr.flapping = True
-        if tr.flapping or raw.state is State.STALE or raw.state is tr.alerted:
+        if tr.flapping or raw.state is State.STALE or new == tr.alerted:
             return  # held, not alerted, or nothing new for a person
-        alerts.append(Alert(raw.key, tr.alerted, raw.state, raw))
-        tr.alerted = raw.state
+        self._alert(tr, raw, alerts)
+
+    def _alert(self, tr: _Track, raw: CheckResult, alerts: list[Alert], note: str = "") -> None:
+        old_state, old_reason = tr.alerted if tr.alerted is not None else (None, None)
+        alerts.append(Alert(raw.key, old_state, raw.state, raw, note=note, old_reason=old_reason))
+        tr.alerted = ident(raw)
 
     def _maybe_release(self, tr: _Track, now: float, alerts: list[Alert]) -> None:
         if not tr.flapping:
@@ -117,14 +134,13 @@ class Debouncer:
             return
         tr.flapping = False
         tr.changes.clear()
-        if tr.state is State.STALE:
+        if tr.shown[0] is State.STALE:
             return
-        alerts.append(Alert(tr.result.key, tr.alerted, tr.state, tr.result,
-                            note=f"settled at {tr.state.value} after flapping"))
-        tr.alerted = tr.state
+        self._alert(tr, tr.result, alerts, note=f"settled at {tr.shown[0].value} after flapping")
 
     def _shown(self, tr: _Track) -> CheckResult:
         detail = tr.result.detail
         if tr.pending is not None and tr.pending_result is not None:
-            detail = dict(detail, pending=tr.pending.value, pending_summary=tr.pending_result.summary)
+            detail = dict(detail, pending=tr.pending[0].value,
+                          pending_summary=tr.pending_result.summary)
         return dataclasses.replace(tr.result, since=tr.since, flapping=tr.flapping, detail=detail)

@@ -117,6 +117,10 @@ def host_state(checks) -> tuple[State, Reason | None]:
     return state, pick.reason or Reason.PROBE_ERROR
 
 
+def _label(state: State, reason: Reason | None) -> str:
+    return f"{state.value} ({reason.value})" if state is State.UNKNOWN and reason else state.value
+
+
 class HealthEngine:
     """Debounces raw verdicts per host and turns changes into events."""
 
@@ -132,10 +136,11 @@ class HealthEngine:
         checks, alerts = deb.feed(raw_checks, now)
         events = []
         for a in alerts:
-            old = a.old.value if a.old is not None else "new"
+            old = _label(a.old, a.old_reason) if a.old is not None else "new"
+            new = _label(a.new, a.result.reason)
             note = f" ({a.note})" if a.note else ""
             events.append(Event(at=now, host=host, key=a.key, old=a.old, new=a.new,
-                                message=f"{a.key}: {old} → {a.new.value}{note}: {a.result.summary}"))
+                                message=f"{a.key}: {old} → {new}{note}: {a.result.summary}"))
         return checks, events
 
     def assess(self, snapshot: HostSnapshot, context: RunContext, now: float):

@@ -170,3 +170,16 @@ def test_host_state_is_the_worst_check_and_unknown_says_why():
     assert host_state([gpu, link, r(State.STALE, "d")]) == (State.UNKNOWN, Reason.UNREACHABLE)
     assert host_state([ok, r(State.STALE, "d")]) == (State.STALE, None)
     assert host_state([]) == (State.OK, None)
+
+
+def test_an_unknown_whose_reason_changes_is_news():
+    eng = HealthEngine()
+    down = CheckResult("link", State.UNKNOWN, "unreachable", reason=Reason.UNREACHABLE)
+    changed = CheckResult("link", State.UNKNOWN, "key changed", reason=Reason.HOST_KEY_CHANGED)
+    assert len(eng.update("box", [down], 0)[1]) == 1
+    assert eng.update("box", [changed], 5)[1] == []  # hysteresis applies to it too
+    checks, events = eng.update("box", [changed], 15)
+    assert checks[0].reason is Reason.HOST_KEY_CHANGED
+    assert len(events) == 1 and "host_key_changed" in events[0].message
+    assert "unreachable" in events[0].message
+    assert eng.update("box", [changed], 30)[1] == []
