@@ -79,6 +79,11 @@ def main(argv: list[str] | None = None) -> int:
         return int(mod.run(args) or 0)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `gpudash status --json | head`: the reader left; not an error of ours
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def _is_positional_start(argv: list[str], first: str) -> bool:
