@@ -42,12 +42,15 @@ def test_hostile_session_names_stay_literal_and_inert(tmux_server, tmp_path):
 def test_dead_pane_reports_exit_status_137(tmux_server):
     tmux_server.new_session("died", "exit 137")
     tmux_server.new_session("ok", "true")
-    dead = tmux_server.wait_for(
-        lambda: (lambda s: s if s.get("died") and s["died"].pane_dead and s.get("ok") and s["ok"].pane_dead else None)(
-            sessions(tmux_server)
-        ),
-        "both panes to be dead",
-    )
+
+    def both_dead_with_status():
+        # tmux marks the pane dead when its pty closes, which can come a moment before it has
+        # reaped the child: pane_dead=1 with an empty status is real, and parses as None.
+        s = sessions(tmux_server)
+        done = all(n in s and s[n].pane_dead and s[n].pane_dead_status is not None for n in ("died", "ok"))
+        return s if done else None
+
+    dead = tmux_server.wait_for(both_dead_with_status, "both panes to be dead with a status")
     assert dead["died"].pane_dead is True and dead["died"].pane_dead_status == 137
     assert dead["ok"].pane_dead_status == 0
     assert dead["keep"].pane_dead is False and dead["keep"].pane_dead_status is None
