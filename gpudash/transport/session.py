@@ -103,13 +103,22 @@ class ShellSession:
 
     @classmethod
     async def open(cls, open_process: OpenProcess, close: CloseProcess, *, lifetime: float):
-        proc = await open_process(framing.session_command(lifetime))
+        try:
+            proc = await open_process(framing.session_command(lifetime))
+        except (TransportError, asyncio.CancelledError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - e.g. fork failure, a channel closed under us
+            raise TransportError(Reason.UNREACHABLE, f"cannot open a shell session: {exc}") from exc
         session = cls(proc, close, lifetime=lifetime)
         try:
             proc.stdin.write(framing.PRELUDE.encode())
             await proc.stdin.drain()
-        except BaseException:
+        except BaseException as exc:
             session.abort()
+            if isinstance(exc, Exception):
+                raise TransportError(
+                    Reason.UNREACHABLE, f"shell session closed at once: {exc}"
+                ) from exc
             raise
         return session
 
@@ -197,8 +206,14 @@ class ShellSession:
             self._steps = steps
             self._limit_out = sum(s.max_bytes for s in steps) + SLACK + 256 * len(steps)
             self._limit_err = STDERR_PER_STEP * len(steps) + SLACK
-            self._proc.stdin.write(script)
-            await self._proc.stdin.drain()
+            try:
+                self._proc.stdin.write(script)
+                await self._proc.stdin.drain()
+            except Exception as exc:  # noqa: BLE001 - broken pipe, asyncssh's channel-closed
+                # The channel closed between batches (lifetime, link loss): nothing ran.
+                log.debug("writing a batch failed: %r", exc)
+                self.abort()
+                raise SessionEnded({s.key: _unfinished(s) for s in steps}, started=False) from None
             end = framing.end_marker(self.nonce, bid)
             await self._wait_until(lambda: self._out_eof or self._out.find(end) >= 0)
             if self._out.find(end) < 0:
@@ -215,6 +230,10 @@ class ShellSession:
             self._out.clear()
             self._err.clear()
             return results
+
+    def batch_heard(self) -> bool:
+        """Whether the box answered the batch in flight at all (its begin marker came)."""
+        return self._out.find(framing.begin_marker(self.nonce, self._batch_id)) >= 0
 
     def partial(self, steps: Sequence[Step] | None = None) -> dict[str, StepResult]:
         """What the batch in flight produced so far: finished steps keep their results;
@@ -269,7 +288,11 @@ class SessionPool:
         *,
         size: int = DEFAULT_CHANNELS,
         lifetime: float = DEFAULT_LIFETIME,
+        on_silent_timeout: Callable[[], None] | None = None,
     ) -> None:
+        #: called when a batch hit its deadline without the box answering at all: the link
+        #: under the session is suspect (the ssh transport drops the connection)
+        self.on_silent_timeout = on_silent_timeout
         self._open = open_process
         self._close = close_process
         self.size = max(1, size)
@@ -354,6 +377,8 @@ class SessionPool:
                     return result
             except TimeoutError:
                 if session is not None:
+                    if not session.batch_heard() and self.on_silent_timeout is not None:
+                        self.on_silent_timeout()
                     return session.partial(steps)
                 if phase[0] == "opening":
                     raise OpenTimeout(f"no shell session opened within {deadline:g}s") from None

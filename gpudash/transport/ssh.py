@@ -160,7 +160,10 @@ class SshTransport(Transport):
         self._config = list(config) if config is not None else None
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
-        self._pool = SessionPool(self._open_process, close_ssh_process, size=channels, lifetime=lifetime)
+        self._pool = SessionPool(
+            self._open_process, close_ssh_process, size=channels, lifetime=lifetime,
+            on_silent_timeout=self._on_silent_timeout,
+        )
         self._conn: Any = None
         self._connect_task: asyncio.Task | None = None
         self._failures = 0
@@ -168,6 +171,7 @@ class SshTransport(Transport):
         self._last_error: TransportError | None = None
         self._exec_ok = False  # an exec channel ever worked on this host
         self._streams: asyncio.Semaphore | None = None
+        self._connect_phase = ""
         self._link = LinkStatus()
         #: connection attempts actually made (for tests and the UI's diagnostics)
         self.connect_attempts = 0
@@ -216,6 +220,12 @@ class SshTransport(Transport):
                 # shield: a caller's deadline must not cancel an attempt others share
                 return await asyncio.shield(self._connect_task)
         except TimeoutError:
+            if self._connect_phase == "queued":
+                # Not this host's fault: other hosts hold every connection slot.
+                raise TransportError(
+                    Reason.TIMEOUT,
+                    f"still waiting for one of {_connect_limit} connection slots",
+                ) from None
             raise self._link_failed(
                 Reason.UNREACHABLE, f"no SSH session with {self.target} before the deadline"
             ) from None
@@ -245,8 +255,10 @@ class SshTransport(Transport):
         import asyncssh
 
         loop = asyncio.get_running_loop()
+        self._connect_phase = "queued"
         try:
             async with connect_semaphore():
+                self._connect_phase = "connecting"
                 self.connect_attempts += 1
                 # asyncssh's connect_timeout covers TCP + handshake + auth; this outer bound
                 # also covers a ProxyJump hop and config/key loading.
@@ -331,6 +343,12 @@ class SshTransport(Transport):
         self._pool.abort_all()
         self._link_failed(Reason.UNREACHABLE, f"connection lost: {exc or 'closed by the box'}")
 
+    def _on_silent_timeout(self) -> None:
+        # Not one byte of the batch came back before the deadline: the shell did not even
+        # print its begin marker. Keepalives would notice a dead link only after
+        # interval x count; drop the connection now, the next call reconnects.
+        self._abort_connection(f"{self.target} sent nothing back before the deadline")
+
     def _abort_connection(self, why: str) -> None:
         conn, self._conn = self._conn, None
         self._pool.abort_all()
@@ -383,7 +401,8 @@ class SshTransport(Transport):
                     Reason.UNREACHABLE, f"connection to {self.target} lost mid-batch"
                 ) from None
             return ended.partial
-        self._link_ok()
+        if self._conn is conn and not conn.is_closed():  # not dropped as silent meanwhile
+            self._link_ok()
         return results
 
     async def stream(

@@ -228,6 +228,42 @@ async def test_backoff_retries_after_its_delay(ssh_home, free_closed_port):
     assert t.connect_attempts == 2
 
 
+async def test_silent_box_gets_its_connection_dropped(make_box):
+    """Channels open but nothing ever answers: partial results, then the connection is
+    aborted (a wedged link is not kept until keepalives notice) and the next call reconnects."""
+    await make_box("frozen", mode="stall")
+    t = SshTransport("frozen")
+    try:
+        res = await asyncio.wait_for(t.run(ECHO, deadline=1.5), 30)
+        assert res["a"].exit_code is None
+        assert t.link.ok is False and t.link.reason is Reason.UNREACHABLE
+        await asyncio.wait_for(t.run(ECHO, deadline=1.5), 30)
+        assert t.connect_attempts == 2
+    finally:
+        await t.close()
+
+
+async def test_waiting_for_a_connect_slot_is_a_timeout_not_unreachable(make_box, ssh_home, silent_listener):
+    await make_box("fine")
+    ssh_home.add_alias("mute", silent_listener.port)
+    ssh_mod.set_connect_limit(1)
+    try:
+        blocker = SshTransport("mute", connect_timeout=5)
+        hog = asyncio.create_task(blocker.run(ECHO, deadline=30))
+        while silent_listener.accepted == 0:
+            await asyncio.sleep(0.05)
+        queued = SshTransport("fine")
+        with pytest.raises(TransportError) as err:
+            await asyncio.wait_for(queued.run(ECHO, deadline=1), 20)
+        assert err.value.reason is Reason.TIMEOUT
+        assert queued.link.ok is None  # nothing was learnt about that host
+        with pytest.raises(TransportError):
+            await asyncio.wait_for(hog, 30)
+        await queued.close()
+    finally:
+        ssh_mod.set_connect_limit(ssh_mod.DEFAULT_CONNECT_LIMIT)
+
+
 async def test_connect_semaphore_caps_concurrent_connects(ssh_home, silent_listener):
     ssh_home.add_alias("mute", silent_listener.port)
     ssh_mod.set_connect_limit(3)

@@ -15,7 +15,6 @@ import pytest
 from gpudash.model import Reason
 from gpudash.transport.base import Step, TransportError
 from gpudash.transport.ssh import SshTransport
-from tests.conftest import FIXTURES
 from tests.services.ssh_server import BIN, processes_with, wait_until_gone
 from tests.services.sshd import JUNK, RealSshd
 
@@ -57,7 +56,11 @@ async def test_alias_path_and_junk_free_results(sshd_home):
             deadline=20,
         )
         assert res["which"].stdout == f"{BIN}/nvidia-smi\n".encode()
-        assert res["gpu"].stdout == (FIXTURES / "h100" / "query-busy-nounits.csv").read_bytes()
+        direct = subprocess.run(
+            [f"{BIN}/nvidia-smi", "--query-gpu=index", "--format=csv,noheader,nounits"],
+            capture_output=True, check=True,
+        )
+        assert res["gpu"].stdout == direct.stdout and res["gpu"].exit_code == 0
         assert res["home"].stdout == str(sshd_home.box_home).encode()
         assert all(JUNK.encode() not in r.stdout for r in res.values())
     finally:

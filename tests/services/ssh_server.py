@@ -11,7 +11,8 @@ OpenSSH's sshd where it matters to the client:
 - optional rc junk is written to the channel before the command's output, like a login rc file.
 
 Modes: ``exec`` (normal), ``shell_only`` (exec requests rejected: a "basic SSH" gateway),
-``no_session`` (session channels refused).
+``no_session`` (session channels refused), ``stall`` (channels open, commands accepted, but
+nothing ever runs or answers: a wedged box or link).
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ class BoxServer:
         home: Path | None = None,
         env: dict[str, str] | None = None,
     ) -> None:
-        assert mode in ("exec", "shell_only", "no_session")
+        assert mode in ("exec", "shell_only", "no_session", "stall")
         self.host_key = host_key
         self.authorized_key = authorized_key
         self.mode = mode
@@ -235,6 +236,8 @@ class _ExecSession(asyncssh.SSHServerSession):
         return True
 
     def session_started(self) -> None:
+        if self.box.mode == "stall":
+            return  # accepted, never run, never answered
         asyncio.get_running_loop().create_task(self._run())
 
     async def _run(self) -> None:
