@@ -340,6 +340,15 @@ def _sample(v: dict[str, str]) -> GpuSample | None:
     if index is None or index < 0:
         return None
     g = lambda k: v.get(k, "")  # noqa: E731
+    # Columns shifted (a tool printing other fields than we asked for) must not pass as data:
+    # a 1041 % utilisation is a lie. Reject the row instead.
+    for pct_field in ("utilization.gpu", "utilization.memory", "fan.speed"):
+        p = _float(g(pct_field))
+        if p is not None and not 0 <= p <= 100:
+            return None
+    pstate = _text(g("pstate"))
+    if pstate and not (pstate[:1] == "P" and pstate[1:].isdigit()):
+        return None
     return GpuSample(
         index=index,
         uuid=_text(g("uuid")) or "",

@@ -48,7 +48,8 @@ PRELUDE = (
 
 
 def render_batch(steps: Sequence[Step], nonce: str, batch_id: int) -> bytes:
-    """The script for one batch. Each step runs as `timeout -k 1 T sh -c SCRIPT </dev/null`."""
+    """The script for one batch. Each step runs as `timeout -k 1 T sh -c SCRIPT </dev/null`, and its
+    process group is killed when it ends."""
     seen: set[str] = set()
     out = [f"printf '\\n@@GD:{nonce}:B:{batch_id}\\n'; printf '\\n@@GD:{nonce}:B:{batch_id}\\n' >&2\n"]
     for step in steps:
@@ -59,8 +60,13 @@ def render_batch(steps: Sequence[Step], nonce: str, batch_id: int) -> bytes:
         t = max(1, int(round(step.timeout)))
         out.append(
             f"printf '\\n@@GD:{nonce}:S:{key}\\n'; printf '\\n@@GD:{nonce}:S:{key}\\n' >&2; "
-            f"timeout -k 1 {t} /bin/sh -c {shlex.quote(step.script)} </dev/null; "
-            f"printf '\\n@@GD:{nonce}:E:{key}:%s\\n' \"$?\"\n"
+            # `timeout` makes its own process group (pgid = its pid). It only SIGKILLs while its
+            # direct child lives: a grandchild that ignores SIGTERM (a stuck nvidia-smi wrapper)
+            # would outlive it. So the group is SIGKILLed after every step: nothing of a probe
+            # outlives the probe.
+            f"timeout -k 1 {t} /bin/sh -c {shlex.quote(step.script)} </dev/null & gd_p=$!; "
+            f"wait $gd_p; gd_rc=$?; kill -9 -$gd_p 2>/dev/null; "
+            f"printf '\\n@@GD:{nonce}:E:{key}:%s\\n' \"$gd_rc\"\n"
         )
     out.append(f"printf '\\n@@GD:{nonce}:Z:{batch_id}\\n'; printf '\\n@@GD:{nonce}:Z:{batch_id}\\n' >&2\n")
     return "".join(out).encode()

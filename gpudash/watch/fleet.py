@@ -29,9 +29,8 @@ def make_transport(spec: WatchSpec) -> Transport:
 
         return SshTransport(
             spec.target,
-            name=spec.name,
             connect_timeout=spec.connect_timeout,
-            key_file=spec.key_file,
+            client_keys=[spec.key_file] if spec.key_file else None,
             insecure_known_hosts=spec.insecure_known_hosts,
         )
     raise ValueError(f"unknown transport {spec.transport!r} for host {spec.name}")

@@ -161,11 +161,11 @@ class HostWatcher:
         from gpudash.probes import disk, files, gpu, logtail, memory, processes, slurm, tmux
 
         s = self.spec
+        # At most one nvidia-smi per batch, and after one timed out every later one first checks
+        # that none is stuck in the driver (guard_hung): never stack a second on a hung one.
+        stuck = self.nvsmi_stuck
         if group == "gpu":
-            steps = [gpu.gpu_step(srun_jobid=self._srun_jobid(), guard_hung=self.nvsmi_stuck)]
-            if not self.nvsmi_stuck:
-                steps.append(gpu.gpu_health_step(srun_jobid=self._srun_jobid()))
-            return steps
+            return [gpu.gpu_step(srun_jobid=self._srun_jobid(), guard_hung=stuck)]
         if group == "log":
             if self.log_path is None:
                 return []
@@ -174,9 +174,10 @@ class HostWatcher:
             return [logtail.log_step(self.log_path, self.log_offset, self.log_inode, LOG_BYTES_PER_TICK)]
         if group == "disk":
             return [disk.df_bytes_step(s.mounts), disk.df_inodes_step(s.mounts),
-                    memory.memory_step(self._job_pid())]
+                    memory.memory_step(self._job_pid()),
+                    gpu.gpu_health_step(srun_jobid=self._srun_jobid(), guard_hung=stuck)]
         if group == "jobs":
-            steps = [gpu.gpu_apps_step(srun_jobid=self._srun_jobid()), tmux.tmux_step()]
+            steps = [gpu.gpu_apps_step(srun_jobid=self._srun_jobid(), guard_hung=stuck), tmux.tmux_step()]
             if s.pgrep:
                 steps.append(processes.processes_step(s.pgrep))
             if s.discover:

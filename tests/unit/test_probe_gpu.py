@@ -448,7 +448,11 @@ def test_stream_step_uses_lms_and_its_lines_parse(fakebin):
     (argv,) = calls(fakebin, "nvidia-smi")
     assert argv[-2:] == ["-lms", "500"] and "-c" not in argv
     lines = r.stdout.splitlines()
-    assert len(lines) == 3 and all(gpu.parse_gpu_line(ln) is not None for ln in lines)
+    assert len(lines) == 3
+    assert all(gpu.parse_gpu_line(ln, fields=CAPTURE_FIELDS) is not None for ln in lines)
+    # The capture has more columns than CORE_FIELDS: read with the wrong field list, its
+    # columns would shift (util 1041 %) — such a row is refused, never passed on as data.
+    assert all(gpu.parse_gpu_line(ln) is None for ln in lines)
 
 
 HOSTILE_JOBID = "7; touch pwned $(touch pwned) `touch pwned` 'q\" x"
