@@ -17,11 +17,11 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+from gpudash.model import LinkStatus
 from gpudash.transport.base import Step, StepResult, Transport
 from gpudash.transport.session import (
     DEFAULT_CHANNELS,
     DEFAULT_LIFETIME,
-    LinkStatus,
     SessionEnded,
     SessionPool,
     stream_lines,

@@ -20,7 +20,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from gpudash.model import Reason
@@ -40,20 +39,6 @@ STDERR_GRACE = 1.0  # stderr's end marker trails stdout's; local pipes do not or
 DEFAULT_LIFETIME = 3600.0
 RETIRE_MARGIN = 120.0  # retire a session this long before its remote lifetime ends
 DEFAULT_CHANNELS = 3
-
-
-@dataclass(frozen=True)
-class LinkStatus:
-    """How the link to a host is, for the UI (``transport.link``). Times are ``time.time()``.
-
-    A link state says nothing about the job: a dead link is not a dead run.
-    """
-
-    ok: bool | None = None  # None: not tried yet
-    reason: Reason | None = None
-    message: str = ""
-    since: float | None = None  # when the current state (ok, or this failure) began
-    last_ok: float | None = None  # the last successful exchange
 
 
 class OpenTimeout(TransportError):
@@ -188,7 +173,9 @@ class ShellSession:
 
     # ------------------------------------------------------------------ batches
 
-    async def run(self, steps: Sequence[Step], *, deadline_at: float | None = None) -> dict[str, StepResult]:
+    async def run(
+        self, steps: Sequence[Step], *, deadline_at: float | None = None
+    ) -> dict[str, StepResult]:
         """Run one batch; return when its end marker arrived.
 
         Raises :class:`SessionEnded` (with the partial results) when the process ends first.
@@ -241,7 +228,9 @@ class ShellSession:
         if self._steps is None:  # the batch was never written
             return {s.key: _unfinished(s) for s in steps or ()}
         steps = self._steps
-        res = framing.split_batch(steps, bytes(self._out), bytes(self._err), self.nonce, self._batch_id)
+        res = framing.split_batch(
+            steps, bytes(self._out), bytes(self._err), self.nonce, self._batch_id
+        )
         if self.overflowed:
             res = {
                 k: (_replace_truncated(r) if r.exit_code is None else r) for k, r in res.items()

@@ -26,12 +26,11 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gpudash.model import Reason
+from gpudash.model import LinkStatus, Reason
 from gpudash.transport.base import Step, StepResult, Transport, TransportError
 from gpudash.transport.session import (
     DEFAULT_CHANNELS,
     DEFAULT_LIFETIME,
-    LinkStatus,
     OpenTimeout,
     SessionEnded,
     SessionPool,
@@ -74,7 +73,9 @@ class SshTarget:
 
     def __str__(self) -> str:
         host = f"[{self.host}]" if ":" in self.host and self.port else self.host
-        return f"{self.user + '@' if self.user else ''}{host}{':' + str(self.port) if self.port else ''}"
+        user = f"{self.user}@" if self.user else ""
+        port = f":{self.port}" if self.port else ""
+        return f"{user}{host}{port}"
 
 
 _HOST_RE = re.compile(r"[A-Za-z0-9_.:%-]+")
@@ -146,9 +147,16 @@ class SshTransport(Transport):
         config: Sequence[str] | None = None,
         backoff_initial: float = 1.0,
         backoff_max: float = 60.0,
+        name: str | None = None,
+        key_file: str | None = None,
     ) -> None:
-        super().__init__(target)
+        # ``name``: how the user calls the host (config), when it differs from the target;
+        # ``key_file``: shorthand for ``client_keys=[key_file]``.
+        super().__init__(name or target)
+        self.target_text = target.strip()
         self.target = parse_target(target)
+        if key_file and client_keys is None:
+            client_keys = [str(key_file)]
         self.connect_timeout = connect_timeout
         self.login_timeout = login_timeout
         self.keepalive_interval = keepalive_interval
@@ -184,7 +192,7 @@ class SshTransport(Transport):
 
     def _link_ok(self) -> None:
         now = time.time()
-        since = self._link.since if self._link.ok else now
+        since = self._link.since if self._link.ok and self._link.since else now
         self._link = LinkStatus(ok=True, since=since, last_ok=now)
 
     def _link_failed(self, reason: Reason, message: str) -> TransportError:
@@ -264,7 +272,9 @@ class SshTransport(Transport):
                 # also covers a ProxyJump hop and config/key loading.
                 async with asyncio.timeout(self.connect_timeout + self.login_timeout + 5):
                     conn = await asyncssh.connect(
-                        self.target.host, client_factory=_client_factory(self), **self._connect_kwargs()
+                        self.target.host,
+                        client_factory=_client_factory(self),
+                        **self._connect_kwargs(),
                     )
         except asyncio.CancelledError:
             raise
@@ -294,13 +304,13 @@ class SshTransport(Transport):
                 return self._link_failed(
                     Reason.HOST_KEY_CHANGED,
                     f"the host key of {where} does not match known_hosts — the box may have "
-                    f"been re-created, or it is not the box you think; run `ssh {self.host}` "
-                    "once to check it",
+                    "been re-created, or it is not the box you think; run "
+                    f"`ssh {self.target_text}` once to check it",
                 )
             return self._link_failed(
                 Reason.HOST_KEY_UNKNOWN,
-                f"the host key of {where} is not in known_hosts — run `ssh {self.host}` once "
-                "to check and accept it",
+                f"the host key of {where} is not in known_hosts — run "
+                f"`ssh {self.target_text}` once to check and accept it",
             )
         if isinstance(exc, asyncssh.PermissionDenied):
             return self._link_failed(

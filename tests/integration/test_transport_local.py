@@ -37,6 +37,13 @@ def token() -> str:
     return "gdtok" + secrets.token_hex(6)
 
 
+async def warm(box) -> None:
+    """Connect and open a session first, so a short deadline below is spent on the batch only
+    (a loaded CI machine may take seconds to connect)."""
+    res = await asyncio.wait_for(box.transport.run([Step("w", "true")], deadline=30), 60)
+    assert res["w"].exit_code == 0
+
+
 def hang_script(tok: str) -> str:
     """Hangs forever and ignores SIGTERM; the token marks every process it starts."""
     return f"GD_TOKEN={tok}; export GD_TOKEN; trap '' TERM; sleep 1000"
@@ -69,6 +76,7 @@ async def test_step_past_its_remote_timeout(any_box):
 
 async def test_hang_ignoring_sigterm_client_deadline_first(any_box):
     """The client gives up first: partial result, session dropped, nothing left on the box."""
+    await warm(any_box)
     tok = token()
     steps = [Step("before", "echo before"), Step("hang", hang_script(tok), timeout=8)]
     res = await asyncio.wait_for(any_box.transport.run(steps, deadline=2), 30)
@@ -92,13 +100,14 @@ async def test_hang_ignoring_sigterm_remote_timeout_first(any_box):
 
 
 async def test_deadline_mid_batch_keeps_finished_steps(any_box):
+    await warm(any_box)
     tok = token()
     steps = [
         Step("a", "echo a"),
         Step("stuck", f"GD_TOKEN={tok}; export GD_TOKEN; sleep 30", timeout=4),
         Step("after", "echo after"),
     ]
-    res = await asyncio.wait_for(any_box.transport.run(steps, deadline=1.5), 30)
+    res = await asyncio.wait_for(any_box.transport.run(steps, deadline=2.5), 30)
     assert res["a"].stdout == b"a\n" and res["a"].exit_code == 0
     assert res["stuck"].exit_code is None and res["after"].exit_code is None
     assert await wait_until_gone(tok, within=20) == []
@@ -136,6 +145,7 @@ async def test_quoted_config_value_does_not_inject(any_box, tmp_path):
 
 
 async def test_stuck_batch_does_not_block_another(any_box):
+    await warm(any_box)
     tok = token()
     stuck = asyncio.create_task(
         any_box.transport.run([Step("stuck", f"GD_TOKEN={tok}; export GD_TOKEN; sleep 30", timeout=6)], deadline=60)
@@ -170,12 +180,13 @@ async def test_stream_yields_lines_and_ends_at_its_lifetime(any_box):
 
 
 async def test_stream_raises_on_silence(any_box):
+    await warm(any_box)
     tok = token()
     step = Step("quiet", f"GD_TOKEN={tok}; export GD_TOKEN; echo first; sleep 60")
     got = []
     with pytest.raises(TransportError) as err:
         async with contextlib.aclosing(
-            any_box.transport.stream(step, sample_timeout=1.5, lifetime=6)
+            any_box.transport.stream(step, sample_timeout=3, lifetime=8)
         ) as lines:
             async for line in lines:
                 got.append(line)

@@ -256,7 +256,7 @@ async def test_waiting_for_a_connect_slot_is_a_timeout_not_unreachable(make_box,
         with pytest.raises(TransportError) as err:
             await asyncio.wait_for(queued.run(ECHO, deadline=1), 20)
         assert err.value.reason is Reason.TIMEOUT
-        assert queued.link.ok is None  # nothing was learnt about that host
+        assert queued.link.reason is None and queued.link.last_ok is None  # nothing learnt
         with pytest.raises(TransportError):
             await asyncio.wait_for(hog, 30)
         await queued.close()
