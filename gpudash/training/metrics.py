@@ -1,0 +1,127 @@
+"""Training metrics (step, epoch, loss, grad norm, lr) parsed from common log formats.
+
+Formats seen in real logs (tests/fixtures/logs):
+- plain: `step 25 loss 0.01922`, `epoch 0 step 20 loss 0.029071 lr 1.00e-04`, `iter: 379
+  total_loss: 1.707 … lr: 0.003796` (detectron2), `loss=14.351 … lr=4.8e-06 … num_updates=190`
+  (fairseq), `step 5: loss is nan`;
+- Hugging Face Trainer dict lines, with QUOTED numbers in recent versions
+  (`{'loss': '6.804', 'grad_norm': '0.9595', 'learning_rate': '5e-05', 'epoch': '0.03125'}`) and
+  unquoted ones in older ones; the final `train_runtime` summary is not a step and is skipped;
+- Lightning: progress-bar metrics (`loss=2.6, v_num=…`, `train_loss: 1.124` on the wrapped line
+  under `Epoch 2/2 ━━ 32/32`), the epoch carried from the bar;
+- tqdm lines rewritten with `\\r`: every segment is looked at.
+
+Only training loss is charted: `val_loss`/`eval_loss`/`nll_loss` are not the loss. Values are
+taken as printed (`nan`/`inf` kept: a non-finite loss is itself the signal).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable
+
+from gpudash.model import MetricPoint
+from gpudash.sanitize import clean_text
+from gpudash.training.progress import completion_line, parse_progress  # noqa: F401  (re-exported)
+from gpudash.training.wandb import find_wandb_url  # noqa: F401  (re-exported)
+
+_NUM = r"""['"]?(?P<v>[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?:nan|inf(?:inity)?))['"]?(?![\w.])"""
+_SEP = r"""['"]?\s*(?:is\s+|[=:]\s*)?"""
+
+
+def _key(names: str) -> re.Pattern:
+    # (?<![\w.]) : `val_loss`, `nll_loss`, `eval/loss` and `loss_scale` are other things.
+    return re.compile(rf"""(?<![\w./])['"]?(?:{names})(?![\w/]){_SEP}{_NUM}""", re.I)
+
+
+_LOSS = _key(r"loss|train[_ ]loss|total[_ ]loss|train/loss")
+_GRAD = _key(r"grad[_ ]norm|gnorm|gradient[_ ]norm|grad_norm_total")
+_LR = _key(r"lr|learning[_ ]rate")
+_EPOCH = _key(r"epoch")
+_STEP = re.compile(
+    r"""(?<![\w.])['"]?(?:global[_ ]step|step|iter(?:ation)?|num_updates)['"]?\s*[=:#]?\s*['"]?(?P<v>\d+(?:\.0+)?(?:e\+?\d+)?)(?![\w.])""",
+    re.I,
+)
+_EPOCH_HEADER = re.compile(r"(?<![\w.])epoch\s*[=:]?\s*(?P<v>\d+)(?:\s*/\s*\d+)?", re.I)
+_SUMMARY = re.compile(r"""['"]train_runtime['"]""")
+
+
+def _num(s: str) -> float | None:
+    try:
+        return float(s.strip("'\""))
+    except ValueError:
+        return None
+
+
+def _first(pat: re.Pattern, seg: str) -> float | None:
+    m = pat.search(seg)
+    return _num(m["v"]) if m else None
+
+
+def _step(seg: str) -> int | None:
+    m = _STEP.search(seg)
+    if not m:
+        return None
+    v = _num(m["v"])
+    if v is None or not math.isfinite(v) or v != int(v):
+        return None
+    return int(v)
+
+
+def parse_segment(seg: str, *, line_no: int | None = None, epoch_hint: float | None = None) -> MetricPoint | None:
+    """One metrics point from one (sanitised) segment, or None when it carries no metric."""
+    if _SUMMARY.search(seg):
+        return None
+    loss = _first(_LOSS, seg)
+    grad = _first(_GRAD, seg)
+    lr = _first(_LR, seg)
+    if loss is None and grad is None and lr is None:
+        return None
+    epoch = _first(_EPOCH, seg)
+    if epoch is None:
+        epoch = epoch_hint
+    return MetricPoint(step=_step(seg), epoch=epoch, loss=loss, grad_norm=grad, lr=lr, line_no=line_no)
+
+
+def parse_metrics(lines: Iterable[str], start_line_no: int = 1) -> list[MetricPoint]:
+    """Every metrics point in `lines` (oldest first); never raises.
+
+    `start_line_no` is the 1-based number of the first line, so points carry their line in the
+    run's log. An epoch printed on a header/progress line (`Epoch 3/10`) is carried to later
+    points that print none.
+    """
+    out: list[MetricPoint] = []
+    epoch_hint: float | None = None
+    for i, line in enumerate(lines):
+        if not isinstance(line, str):
+            line = line.decode("utf-8", errors="replace") if isinstance(line, (bytes, bytearray)) else str(line)
+        if not line:
+            continue
+        low = line.lower()
+        if "loss" not in low and "lr" not in low and "learning" not in low and "norm" not in low:
+            m = _EPOCH_HEADER.search(line) if "epoch" in low else None
+            if m:
+                epoch_hint = float(m["v"])
+            continue
+        for seg in line.split("\r"):
+            if not seg.strip():
+                continue
+            seg = clean_text(seg, max_len=None)
+            m = _EPOCH_HEADER.search(seg)
+            p = parse_segment(seg, line_no=start_line_no + i, epoch_hint=epoch_hint)
+            if m and p is None:
+                epoch_hint = float(m["v"])
+            if p is not None:
+                out.append(p)
+                if p.epoch is not None:
+                    epoch_hint = p.epoch
+    return out
+
+
+def last_loss(points: Iterable[MetricPoint]) -> float | None:
+    loss = None
+    for p in points:
+        if p.loss is not None:
+            loss = p.loss
+    return loss
