@@ -181,7 +181,7 @@ def build(seed: int = 7) -> list[Scenario]:
     spot = Scenario(
         name="spot-4090", gpu_name="NVIDIA GeForce RTX 4090", uuid=uuid(6),
         log_path="/root/run/train.log", log=_plain_log(rng, start_loss=1.2, rate=12.0, until=3600),
-        gpu_rows=busy, unreachable=(35.0, 70.0), temp_offset=53.0,
+        gpu_rows=busy, unreachable=(35.0, 70.0), temp_offset=36.0,
         mounts=(("overlay", "/", 100 * GB, lambda t: 61 * GB, 6_553_600, lambda t: 400_000),),
         tmux_session="sd-lora", command="accelerate launch train_lora.py", pid=9191,
         labels={"group": "finetune"},
