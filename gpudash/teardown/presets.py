@@ -230,8 +230,10 @@ def stop_plan(settings: TeardownSettings) -> StopPlan:
                         warnings=warnings, verb=preset.verb)
     command, unknown = substitute(preset.command, values)
     if unknown and preset.id_hint:
-        warnings = (f"{', '.join(unknown)} unknown: set [host.teardown] instance_id (or pass "
-                    f"--instance-id) — {preset.id_hint}",) + warnings
+        where = {"instance_id": "[host.teardown] instance_id (or --instance-id)",
+                 "job_id": "the host's slurm_job (or --job-id)"}
+        how = "; ".join(f"{u} unknown: set {where.get(u, u)}" for u in unknown)
+        warnings = (f"{how} — {preset.id_hint}",) + warnings
     return StopPlan(preset=preset.name, command=command, where=preset.where,
                     survives=preset.survives, reversible=preset.reversible, warnings=warnings,
                     unknown=unknown, verb=preset.verb)

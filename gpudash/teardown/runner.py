@@ -244,17 +244,9 @@ def _verify_env(s: TeardownSettings) -> dict[str, str]:
 
 
 
+
 def transport_for(spec):
-    """The transport for a WatchSpec. Adapter: ``gpudash.watch.fleet.make_transport`` passes
-    keyword arguments SshTransport does not take yet (``name``, ``key_file``); until they agree,
-    build the SSH transport here from the arguments it does take."""
+    """The transport a WatchSpec asks for (the fleet's own factory: same SSH options as the TUI)."""
     from gpudash.watch.fleet import make_transport
 
-    try:
-        return make_transport(spec)
-    except TypeError:
-        from gpudash.transport.ssh import SshTransport
-
-        keys = [str(spec.key_file)] if getattr(spec, "key_file", None) else None
-        return SshTransport(spec.target, connect_timeout=spec.connect_timeout,
-                            insecure_known_hosts=spec.insecure_known_hosts, client_keys=keys)
+    return make_transport(spec)

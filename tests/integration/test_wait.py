@@ -196,3 +196,25 @@ def test_cli_exit_codes(tmp_path, run_process):
     assert "here: completed" in done.stdout and str(marker) in done.stdout
     bad = cli(tmp_path, "here", "--config", str(config), "--timeout", "soon")
     assert bad.returncode == 2 and "not a duration" in bad.stderr
+
+
+LOGS = REPO / "tests" / "fixtures" / "logs"
+
+
+@pytest.mark.parametrize("log,code,needle", [
+    ("fail-cuda-oom.log", FAILED, "triage: cuda_oom"),
+    ("train-healthy.log", COMPLETED, ""),
+])
+async def test_the_runs_own_log_decides_through_the_triage(tmp_path, local_box, log, code, needle):
+    run_log = tmp_path / "train.log"
+    run_log.write_bytes((LOGS / log).read_bytes())
+    s = WatchSpec(name="local", transport="local", pgrep=f"gd-gone-{secrets.token_hex(4)}",
+                  log=str(run_log))
+    t = FakeTime()
+    got, view, verdict = await wait_for(s, local_box, timeout=600, interval=30, clock=t.clock,
+                                        sleep=t.sleep)
+    assert got == code, verdict
+    if code == FAILED:
+        out = io.StringIO()
+        print_triage(view, verdict.reason, out)
+        assert needle in out.getvalue() and "remediation:" in out.getvalue()

@@ -85,3 +85,8 @@ def test_a_custom_stop_command_wins_and_keeps_the_presets_warnings():
 def test_no_preset_is_not_runnable():
     plan = stop_plan(TeardownSettings(host="b"))
     assert plan.command is None and not plan.runnable and "preset" in plan.warnings[0]
+
+
+def test_the_hint_names_the_setting_that_is_missing():
+    assert "--job-id" in stop_plan(TeardownSettings(host="b", preset="slurm")).warnings[0]
+    assert "--instance-id" in stop_plan(TeardownSettings(host="b", preset="runpod")).warnings[0]
