@@ -53,11 +53,13 @@ def run(args, text_provider: Callable[[str], bytes | str] | None = None) -> int:
     host = getattr(args, "host", None)
     path = getattr(args, "file", None)
     try:
-        if host:
-            if text_provider is None:
-                print("gpudash triage --host is not wired yet: pass the log file (or - for stdin)",
-                      file=sys.stderr)
+        if host and text_provider is None:
+            # The watched host: one probe round finds its log (config or discovery), reads the
+            # newest bytes, classifies them and fuses the verdict with the live probes.
+            result = _host_triage(args, host)
+            if result is None:
                 return EXIT_UNREADABLE
+        elif host:
             data = text_provider(host)
             result = classify(data[-max_bytes:] if data else b"", source=clean_field(host))
         elif path in (None, "-"):
@@ -80,6 +82,30 @@ def run(args, text_provider: Callable[[str], bytes | str] | None = None) -> int:
         out.write(render(result))
     out.flush()
     return exit_code(result.cls)
+
+
+def _host_triage(args, host: str):
+    import asyncio
+
+    from gpudash.commands.hosts import load_specs
+    from gpudash.watch.fleet import Fleet
+
+    args.hosts = [host]
+    specs = load_specs(args)
+    if isinstance(specs, int):
+        return None
+    fleet = Fleet(specs)
+    [view] = asyncio.run(fleet.one_round(deadline=getattr(args, "timeout", None) or 30.0))
+    snap = view.snapshot
+    if not snap.link.ok:
+        print(f"gpudash triage: {host} is {view.reason.value if view.reason else 'unreachable'}: "
+              f"{snap.link.message}", file=sys.stderr)
+        return None
+    if view.triage is None:
+        why = snap.log_error or "no log found (set `log` for this host in the config)"
+        print(f"gpudash triage: {host}: {why}", file=sys.stderr)
+        return None
+    return view.triage
 
 
 def _read_stdin_tail(max_bytes: int) -> bytes:

@@ -103,3 +103,16 @@ def test_gpu_errors_are_explained_states(real_sshd, mode, reason):
     [host] = json.loads(r.stdout)
     assert host["gpu_error"]["reason"] == reason
     assert host["link"]["ok"] is True
+
+
+def test_triage_host_reads_the_run_log_over_ssh(real_sshd, tmp_path):
+    log = tmp_path / "run" / "train.log"
+    log.parent.mkdir()
+    log.write_bytes((ROOT / "tests/fixtures/logs/fail-cuda-oom.log").read_bytes())
+    cfg = tmp_path / "gpudash.toml"
+    cfg.write_text(f'[[host]]\nname = "{real_sshd.alias}"\nlog = "{log}"\n')
+    r = gpudash(real_sshd.home, "triage", "--host", real_sshd.alias, "--config", str(cfg), "--json")
+    assert r.returncode == 2, r.stderr
+    out = json.loads(r.stdout)
+    assert out["class"] == "cuda_oom"
+    assert any("CUDA out of memory" in e["text"] for e in out["evidence"])
