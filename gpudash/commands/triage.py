@@ -7,14 +7,15 @@ remediation; `--json` prints `TriageResult.to_json()` (at least `class`, `catego
 through gpudash.sanitize: no escape sequence reaches the terminal, and nothing is rendered as
 markup (plain `print`, never a markup-aware console).
 
-`--host HOST` is wired by the CLI through `run(args, text_provider=…)`: a callable taking the
-host name and returning the run log's bytes/text. Without one it says so and exits 3.
+`--host HOST` runs one probe round on the watched host (its configured or discovered log, fused
+with the live probes). `run(args, text_provider=…)` replaces that round with a callable taking the
+host name and returning the run log's bytes/text (tests, other front ends).
 
 Exit codes (documented contract, like `gpudash status`):
     0  none or completed: nothing failed
     1  cancelled: stopped by a person, not a failure of the run
     2  a failure class (including unknown_error: something failed, we cannot say what)
-    3  the input could not be read (missing/unreadable file, `--host` not wired or unreachable)
+    3  the input could not be read (missing/unreadable file, unreachable host, no log found)
 """
 
 from __future__ import annotations

@@ -491,7 +491,7 @@ def classify_file(path: str | os.PathLike, max_bytes: int = MAX_BYTES, *, source
                 nl = data.find(b"\n")
                 data = b"" if nl == -1 else data[nl + 1:]
                 start = size - len(data)
-            offset = _count_newlines(fh, start) if (start and exact_line_numbers) else 0
+            offset = _count_newlines(path, start) if (start and exact_line_numbers) else 0
             text = data.decode("utf-8", errors="replace")
             an = _analyse(text, offset, start == 0, markers, extra, clean_text(src, max_len=500), start > 0)
             if not an.needs_more or window >= min(size, max_bytes):
@@ -499,14 +499,15 @@ def classify_file(path: str | os.PathLike, max_bytes: int = MAX_BYTES, *, source
             window = min(size, max_bytes, window * 8)
 
 
-def _count_newlines(fh, end: int, chunk: int = 1 << 22) -> int:
-    fh.seek(0)
-    n = 0
-    pos = 0
-    while pos < end:
-        buf = fh.read(min(chunk, end - pos))
-        if not buf:
-            break
-        n += buf.count(b"\n")
-        pos += len(buf)
+def _count_newlines(path, end: int, chunk: int = 1 << 22) -> int:
+    """Newlines in the first `end` bytes: unbuffered readinto + bytearray.count, no decoding."""
+    buf = bytearray(chunk)
+    n = pos = 0
+    with open(path, "rb", buffering=0) as raw:
+        while pos < end:
+            k = raw.readinto(memoryview(buf)[: min(chunk, end - pos)])
+            if not k:
+                break
+            n += buf.count(b"\n", 0, k)
+            pos += k
     return n

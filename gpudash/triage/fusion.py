@@ -11,6 +11,7 @@ thread oversubscription, a script edited under a live run) without being a failu
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 from gpudash.sanitize import clean_field
@@ -60,7 +61,8 @@ class LiveFacts:
 
 
 def _pct(v: float | None) -> str:
-    return "?" if v is None else f"{v:.0f}%"
+    """Rounded up, as df prints its Use% (a 1.2% full disk reads 2%, a 99.1% one 100%)."""
+    return "?" if v is None else f"{math.ceil(v - 1e-9):.0f}%"
 
 
 def _on(facts: LiveFacts) -> str:
