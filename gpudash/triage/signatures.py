@@ -115,7 +115,9 @@ SIGNATURES: tuple[Signature, ...] = (
       "/dev/shm", "write to file", "shared memory", "shm_open"),
     S("shm_bus", "shm_exhausted", PHYSICAL,
       r"insufficient shared memory|out of shared memory|shared memory limit|Unexpected bus error|"
-      r"killed by signal: Bus error|\bBus error\b|\bSIGBUS\b", "shared memory", "bus error", "sigbus"),
+      r"killed by signal: Bus error|\bBus error\b|\bSIGBUS\b|exitcode\s*:\s*-7\b|Signal 7 \(SIGBUS\)|"
+      r"<Signals\.SIGBUS: 7>|" + _EXIT + r"135\b",
+      "shared memory", "bus error", "sigbus", *EXIT_ANCHORS),
     # accelerator memory
     S("cuda_oom", "cuda_oom", PHYSICAL,
       r"CUDA out of (?:the )?memory|torch\.(?:cuda\.)?OutOfMemoryError|CUDA error: out of memory|"
@@ -190,9 +192,9 @@ SIGNATURES: tuple[Signature, ...] = (
       r"\bNaN (?:loss|detected)\b|\bnan loss\b|outputs? (?:is|are|contains?) NAN|found invalid values:.{0,300}\bnan\b|"
       r"\bloss\b.{0,40}\b(?:nan|inf)\b.{0,40}\b(?:stop|abort|exit|terminat|halt)|"
       r"The loss returned in .{0,40} is (?:nan|inf)|Invalid loss, terminating training|\bfound (?:a )?NaN\b|"
-      r"but found invalid values",
+      r"but found invalid values|contains either `inf`, `nan`|Input contains NaN",
       "returned nan", "returned inf", "infinite", "non-finite", "not finite", "nan", "terminating training",
-      "found invalid values"),
+      "found invalid values", "`nan`", "contains nan"),
     S("loss_nan_metric", "nan_loss", PHYSICAL,
       r"""(?<![\w./])['"]?(?:loss|train[_ ]loss|total[_ ]loss|train/loss)(?![\w/])['"]?\s*(?:is\s+|[=:]\s*)?['"]?[-+]?(?:nan|inf)\b""",
       "nan", "=inf", ": inf", "'inf", "loss inf", "loss is inf", "-inf", "+inf", metric=True),
@@ -218,8 +220,11 @@ SIGNATURES: tuple[Signature, ...] = (
       r"Signal 11 \(SIGSEGV\)|" + _EXIT + r"139\b|\bexit 139\b|\bsegfault",
       "segmentation fault", "sigsegv", "signal 11", "segfault", *EXIT_ANCHORS),
     S("native_crash", "segfault", PHYSICAL,
-      r"Illegal instruction(?: \(core dumped\))?\s*$|\bSIGILL\b|Floating point exception(?: \(core dumped\))?\s*$|\bSIGFPE\b",
-      "illegal instruction", "sigill", "floating point exception", "sigfpe"),
+      r"Illegal instruction(?: \(core dumped\))?\s*$|\bSIGILL\b|Floating point exception(?: \(core dumped\))?\s*$|\bSIGFPE\b|"
+      r"\b(?:3221225477|3221225725|3221226505|-1073741819|-1073741571)\b|0xC0000005|0xC00000FD|0xC0000409|"
+      r"\baccess violation\b",  # Windows: STATUS_ACCESS_VIOLATION, stack overflow, stack buffer overrun
+      "illegal instruction", "sigill", "floating point exception", "sigfpe", "3221225", "3221226", "0xc0000",
+      "-107374", "access violation"),
     # ---------------------------------------------------------------- scheduler (band 3)
     S("slurm_time_limit", "time_limit", SCHEDULER,
       r"DUE TO TIME LIMIT|CANCELLED.{0,80}TIME LIMIT|DUE TO DEADLINE|(?:Job)?State=(?:TIMEOUT|DEADLINE)\b|"
@@ -235,9 +240,9 @@ SIGNATURES: tuple[Signature, ...] = (
       "preempt", "requeue"),
     S("spot_notice", "preempted", SCHEDULER,
       r"spot (?:instance )?(?:interruption|termination)|Spot interruption|interruption notice|"
-      r"termination notice|Instance is going to be interrupted|rebalance recommendation",
+      r"termination notice|Instance is going to be interrupted|rebalance recommendation|termination is imminent",
       "spot instance", "spot interruption", "spot termination", "interruption notice", "termination notice",
-      "going to be interrupted", "rebalance recommendation"),
+      "going to be interrupted", "rebalance recommendation", "termination is imminent"),
     # ---------------------------------------------------------------- consequences (band 4)
     S("nccl_retry", "nccl", CONSEQUENCE, r"NCCL INFO .{0,200}retrying", "retrying", soft=True),
     S("nccl", "nccl", CONSEQUENCE,
@@ -250,13 +255,13 @@ SIGNATURES: tuple[Signature, ...] = (
       r"c10d.{0,200}(?:timed out|Timeout|Connection (?:reset|refused|closed))|"
       r"TCPStore.{0,200}(?:timed out|Connection|failed)|NCCL_ASYNC_ERROR|Proxy Call to rank \d+ failed|"
       r"watchdog got stuck|Heartbeat monitor timed out|gloo.{0,200}(?:Connection closed by peer|Timed out|timeout)|"
-      r"Connection closed by peer",
+      r"Connection closed by peer|mismatch between collectives|disagreement between rank\s?\d+ and rank\s?\d+",
       "collective operation", "nccl error", "nccl timeout", "nccl communicator", "nccl warn", "ncclsystemerror",
       "ncclinternalerror", "ncclunhandledcudaerror", "ncclremoteerror", "ncclinvalidusage", "ncclinvalidargument",
       "nccl_async_error", "nccl operations", "distbackenderror", "distnetworkerror", "diststoreerror",
       "rendezvous", "initializing process group", "socketstartconnect", "remote peer", "client socket",
       "tcpstore", "proxy call", "watchdog got stuck", "monitor timed out", "connection closed by peer",
-      "processgroupnccl"),
+      "processgroupnccl", "mismatch between collectives", "disagreement between rank"),
     S("signal_term", "preempted", CONSEQUENCE,
       r"Received SIGTERM|SIGTERM received|(?:got|caught|received) (?:signal (?:SIGTERM|15)|SIGTERM)\b|"
       r"got signal: 15\b|Received 15 death signal|Signal 15 \(SIGTERM\)|exitcode\s*:\s*-15\b|"
@@ -337,11 +342,13 @@ SIGNATURES: tuple[Signature, ...] = (
       r"urllib3\.exceptions\.\w+|httpx\.\w+Error|aiohttp\.\w+Error|\bCommError\b|Error while calling W&B API|"
       r"wandb: Network error|couldn't connect to '?https?://|We couldn't connect|Couldn't reach|"
       r"HfHubHTTPError: (?:429|5\d\d)|\b50[0234] (?:Server Error|Bad Gateway|Service Unavailable|Gateway Time-?out)|"
-      r"Bad Gateway|Service Unavailable|Gateway Time-?out",
+      r"Bad Gateway|Service Unavailable|Gateway Time-?out|Couldn't communicate with backend|"
+      r"Error communicating with wandb process",
       "sslerror", "ssl:", "ssleoferror", "sslcertverificationerror", "chunkedencodingerror", "incompleteread",
       "requests.exceptions", "urllib3.exceptions", "httpx.", "aiohttp.", "commerror", "w&b api",
       "wandb: network error", "couldn't connect", "couldn't reach", "hfhubhttperror: 429", "hfhubhttperror: 5",
-      "server error", "bad gateway", "service unavailable", "gateway time"),
+      "server error", "bad gateway", "service unavailable", "gateway time", "communicate with backend",
+      "communicating with wandb"),
     S("node_weak", "node_failure", CONSEQUENCE,
       r"OwnerDiedError|owner has exited|ActorDiedError|RayActorError|The actor died unexpectedly|"
       r"WorkerCrashedError|The worker died unexpectedly|ActorUnavailableError",
@@ -361,6 +368,7 @@ SIGNATURES: tuple[Signature, ...] = (
       r"Aborted \(core dumped\)|Fatal Python error: Aborted|terminate called after throwing an instance of|"
       r"\bSIGABRT\b|Signal 6 \(SIGABRT\)|exitcode\s*:\s*-6\b|" + _EXIT + r"134\b",
       "aborted", "terminate called", "sigabrt", *EXIT_ANCHORS),
+    S("hydra_job_error", "unknown_error", UNKNOWN, r"Error executing job with overrides", "error executing job"),
     S("nonzero_exit", "unknown_error", UNKNOWN,
       r"Exited with exit code [1-9]\d*|exited with (?:code|status) [1-9]\d*|returned non-zero exit status [1-9]\d*|"
       r"FAILED \(non-zero exit code|Process finished with exit code [1-9]\d*|\bexit (?:code|status) [1-9]\d*\b|"
@@ -380,7 +388,7 @@ for _names, _cls, _band in (
      "ConfigTypeError ConfigValueError MissingMandatoryValue ValidationError InterpolationResolutionError "
      "InstantiationException HydraException ArgumentError ArgumentTypeError Unsupported BackendCompilerFailed "
      "CompilationError UsageError RepositoryNotFoundError GatedRepoError RevisionNotFoundError "
-     "EntryNotFoundError HFValidationError OverflowError", "code_error", CONSEQUENCE),
+     "EntryNotFoundError HFValidationError OverflowError MisconfigurationException", "code_error", CONSEQUENCE),
     ("ConnectionError ConnectionResetError ConnectionRefusedError ConnectionAbortedError ReadTimeout "
      "ConnectTimeout ReadTimeoutError ConnectTimeoutError MaxRetryError NewConnectionError ProtocolError "
      "SSLError ChunkedEncodingError HTTPError HfHubHTTPError CommError LocalEntryNotFoundError TimeoutError "
