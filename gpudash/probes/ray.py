@@ -20,7 +20,7 @@ import re
 import shlex
 
 from gpudash.model import ProbeError, Reason, RayJob
-from gpudash.probes.processes import block, error_message, new_nonce, script_head, split_blocks
+from gpudash.probes.processes import block, new_nonce, script_head, split_blocks
 from gpudash.sanitize import clean_field, clean_line, decode
 from gpudash.transport.base import Step
 
