@@ -208,6 +208,12 @@ SIGNATURES: tuple[Signature, ...] = (
     S("device_assert", "cuda_error", PHYSICAL,
       r"device-side assert(?:ion)? triggered|cudaErrorAssert|Assertion `[^`]*` failed",
       "assert triggered", "assertion triggered", "cudaerrorassert", "assertion `"),
+    S("driver_mismatch", "code_error", CONSEQUENCE,
+      r"CUDA driver version is insufficient for CUDA runtime version|NVIDIA driver on your system is too old|"
+      r"Distributed package doesn't have NCCL built in|Torch not compiled with CUDA enabled|"
+      r"Attempting to deserialize object on a CUDA device but torch\.cuda\.is_available\(\) is False",
+      "driver version is insufficient", "driver on your system is too old", "nccl built in",
+      "compiled with cuda", "deserialize object on a cuda device"),
     S("cuda_generic", "cuda_error", PHYSICAL,
       r"CUDNN_STATUS_\w+|cuDNN error|CUBLAS_STATUS_\w+|CUSOLVER_STATUS_\w+|cuda runtime error \(\d+\)|"
       r"CUDA error: |CUDA_ERROR_\w+|cudaError\w+|CUDA kernel errors might be asynchronously reported|"
@@ -255,13 +261,15 @@ SIGNATURES: tuple[Signature, ...] = (
       r"c10d.{0,200}(?:timed out|Timeout|Connection (?:reset|refused|closed))|"
       r"TCPStore.{0,200}(?:timed out|Connection|failed)|NCCL_ASYNC_ERROR|Proxy Call to rank \d+ failed|"
       r"watchdog got stuck|Heartbeat monitor timed out|gloo.{0,200}(?:Connection closed by peer|Timed out|timeout)|"
-      r"Connection closed by peer|mismatch between collectives|disagreement between rank\s?\d+ and rank\s?\d+",
+      r"Connection closed by peer|mismatch between collectives|disagreement between rank\s?\d+ and rank\s?\d+|"
+      r"server socket has failed to (?:bind|listen)|errno: 98 - Address already in use",
       "collective operation", "nccl error", "nccl timeout", "nccl communicator", "nccl warn", "ncclsystemerror",
       "ncclinternalerror", "ncclunhandledcudaerror", "ncclremoteerror", "ncclinvalidusage", "ncclinvalidargument",
       "nccl_async_error", "nccl operations", "distbackenderror", "distnetworkerror", "diststoreerror",
       "rendezvous", "initializing process group", "socketstartconnect", "remote peer", "client socket",
       "tcpstore", "proxy call", "watchdog got stuck", "monitor timed out", "connection closed by peer",
-      "processgroupnccl", "mismatch between collectives", "disagreement between rank"),
+      "processgroupnccl", "mismatch between collectives", "disagreement between rank", "server socket",
+      "address already in use"),
     S("signal_term", "preempted", CONSEQUENCE,
       r"Received SIGTERM|SIGTERM received|(?:got|caught|received) (?:signal (?:SIGTERM|15)|SIGTERM)\b|"
       r"got signal: 15\b|Received 15 death signal|Signal 15 \(SIGTERM\)|exitcode\s*:\s*-15\b|"
@@ -304,7 +312,10 @@ SIGNATURES: tuple[Signature, ...] = (
       r"Default process group has not been initialized|Expected to have finished reduction in the prior iteration|"
       r"Error building extension|cannot open shared object file|to have (?:one of the following )?scalar types?\b|"
       r"doesn't match the broadcast shape|dtypes? (?:must )?match|ModuleNotFoundError: No module named|"
-      r"ImportError: cannot import name|Caught \w+Error in DataLoader worker process",
+      r"ImportError: cannot import name|Caught \w+Error in DataLoader worker process|"
+      r"Can't load (?:tokenizer|config|the model|weights|feature extractor|image processor|processor) for|"
+      r"Error no file named|Weights only load failed|Unable to allocate resources: Requested node configuration|"
+      r"Batch job submission failed|execve\(\): .{0,200}Permission denied",
       "state_dict", "size mismatch", "shapes cannot", "size of tensor", "sizes of tensors", "same device",
       "expected scalar", "grad_fn", "second time", "inplace operation", "input batch_size",
       "compiled with cuda", "model identifier", "repository not found", "repositorynotfound", "gatedrepo",
@@ -313,7 +324,8 @@ SIGNATURES: tuple[Signature, ...] = (
       "and weight type", "expected object of", "view size is not", "stack expects", "is ambiguous", "numpy()",
       "default process group", "finished reduction", "building extension", "shared object file",
       "following scalar type", "broadcast shape", "dtypes match", "dtype match", "dtypes must", "no module named", "cannot import name",
-      "dataloader worker process"),
+      "dataloader worker process", "can't load", "error no file named", "weights only load failed",
+      "unable to allocate resources", "batch job submission failed", "execve"),
     # network: retries that keep going are noise until they are the last thing the run printed
     S("net_retry", "network", CONSEQUENCE,
       r"Network error \(\w+\), entering retry loop|\bRetrying \(Retry\(|\bretrying in [\d.]+ ?s|"
@@ -388,7 +400,10 @@ for _names, _cls, _band in (
      "ConfigTypeError ConfigValueError MissingMandatoryValue ValidationError InterpolationResolutionError "
      "InstantiationException HydraException ArgumentError ArgumentTypeError Unsupported BackendCompilerFailed "
      "CompilationError UsageError RepositoryNotFoundError GatedRepoError RevisionNotFoundError "
-     "EntryNotFoundError HFValidationError OverflowError MisconfigurationException", "code_error", CONSEQUENCE),
+     "EntryNotFoundError HFValidationError OverflowError MisconfigurationException InvalidArgumentError "
+     "NotFoundError FailedPreconditionError UnimplementedError OutOfRangeError", "code_error", CONSEQUENCE),
+    ("ResourceExhaustedError", "cuda_oom", PHYSICAL),
+    ("UnavailableError DeadlineExceededError", "network", CONSEQUENCE),
     ("ConnectionError ConnectionResetError ConnectionRefusedError ConnectionAbortedError ReadTimeout "
      "ConnectTimeout ReadTimeoutError ConnectTimeoutError MaxRetryError NewConnectionError ProtocolError "
      "SSLError ChunkedEncodingError HTTPError HfHubHTTPError CommError LocalEntryNotFoundError TimeoutError "

@@ -91,6 +91,17 @@ WORDINGS = [
 ("unknown_error","EOFError: Ran out of input"),
 ("none","GPU available: True (cuda), used: True\nwandb: Network error (ReadTimeout), entering retry loop.\nstep 100 loss 2.3\nstep 200 loss 2.2\nstep 300 loss 2.1\nstep 400 loss 2.0"),
 ("none","Epoch 0: 100%|██████████| 100/100 [00:10<00:00, 9.5it/s, loss=0.5]\nUserWarning: Not enough free disk space to download the file.\nEpoch 1: 100%|██████████| 100/100 [00:10<00:00, 9.5it/s, loss=0.4]\nEpoch 2:  50%|█████     | 50/100 [00:05<00:05, 9.5it/s, loss=0.3]\nEpoch 2:  60%|██████    | 60/100 [00:06<00:04, 9.5it/s, loss=0.3]"),
+("code_error","RuntimeError: CUDA error: CUDA driver version is insufficient for CUDA runtime version"),
+("code_error","RuntimeError: Distributed package doesn't have NCCL built in"),
+("code_error","OSError: Can't load tokenizer for 'bert-base-uncased'. If you were trying to load it from 'https://huggingface.co/models', make sure you don't have a local directory with the same name."),
+("code_error","_pickle.UnpicklingError: Weights only load failed. This file can still be loaded, to do so you have two options"),
+("nccl","torch.distributed.DistNetworkError: The server socket has failed to listen on any local network address. The server socket has failed to bind to [::]:29500 (errno: 98 - Address already in use)."),
+("code_error","tensorflow.python.framework.errors_impl.InvalidArgumentError: Incompatible shapes: [32,10] vs. [64,10]"),
+("code_error","srun: error: Unable to allocate resources: Requested node configuration is not available"),
+("cuda_error","RuntimeError: CUDA error: no kernel image is available for execution on the device"),
+("host_oom","RuntimeError: unable to mmap 123 bytes from file <filename not specified>: Cannot allocate memory (12)"),
+("shm_exhausted","ERROR:torch.distributed.elastic.multiprocessing.api:failed (exitcode: -7) local_rank: 0 (pid: 5406) of binary: /usr/bin/python3"),
+("nan_loss","RuntimeError: probability tensor contains either `inf`, `nan` or element < 0"),
 ]
 
 
