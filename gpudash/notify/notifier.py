@@ -2,8 +2,8 @@
 
 - **Once**: events are state changes already; on top of that, with a Store every event is
   *claimed* in the shared history first (two gpudash processes never both notify, and the same
-  (host, check, state) is not re-notified within ``repeat_window_s``); without one, the same
-  window is kept in memory.
+  (host, check, state) is not re-notified within the store's ``repeat_window_s``); without a
+  store, the Notifier's own ``repeat_window_s`` is kept in memory.
 - **Few**: when more than ``batch_max`` events reach an interactive sink at once, it gets ONE
   summary ("7 alerts on 3 hosts: …") and the bell rings once. ``submit`` coalesces events that
   arrive within ``coalesce_s`` (the fleet reports hosts one by one) into one batch.

@@ -14,14 +14,14 @@ SCHEMA_VERSION = 1
 
 _V1 = [
     "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)",
-    # One row per probe reading. res = 0: a raw sample; res = 60: the mean of a minute (n rows).
-    # v: compact JSON (see samples.py). No PRIMARY KEY on raw rows: a probe can report twice
-    # within a second; minute rows are unique per (host, probe, t).
+    # One row per probe reading per GPU / mount ("key"); a..d are the values (see samples.py),
+    # untyped so byte counts stay integers. res = 0: a raw sample; res = 60: the mean of a
+    # minute standing for n raw rows. WITHOUT ROWID: the primary key is the only index.
     """CREATE TABLE IF NOT EXISTS samples (
-        host TEXT NOT NULL, probe TEXT NOT NULL, t REAL NOT NULL, res INTEGER NOT NULL,
-        n INTEGER NOT NULL DEFAULT 1, v TEXT NOT NULL)""",
-    "CREATE INDEX IF NOT EXISTS samples_by_host ON samples (host, probe, res, t)",
-    "CREATE UNIQUE INDEX IF NOT EXISTS samples_minute ON samples (host, probe, t) WHERE res = 60",
+        host TEXT NOT NULL, probe TEXT NOT NULL, key TEXT NOT NULL, res INTEGER NOT NULL,
+        t REAL NOT NULL, n INTEGER NOT NULL DEFAULT 1, a, b, c, d,
+        PRIMARY KEY (host, probe, t, key, res)) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS samples_by_age ON samples (res, t)",
     # The events/alerts journal. dedup is NULL for plain journal entries and a unique key for
     # alerts claimed through claim_alert (two instances sharing the file: only one inserts it).
     """CREATE TABLE IF NOT EXISTS events (

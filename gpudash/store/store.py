@@ -152,7 +152,7 @@ class Store:
     def record_samples(self, host: str, snapshot: HostSnapshot) -> int:
         """Store the probes whose sample is newer than the last one stored (call after every
         refresh: unchanged probes cost nothing), the job registry when the job probes ran, and
-        that this session saw the host. Returns the number of sample rows written."""
+        that this session saw the host. Returns the number of probe readings stored."""
         fresh = [(p, t, v) for p, (t, v) in samples.encode_probes(snapshot).items()
                  if t > self._last_t.get((host, p), float("-inf"))]
         jobs_fresh = (snapshot.jobs_at is not None
@@ -197,9 +197,11 @@ class Store:
                                  message=msg, session=self.session)
         return changes
 
-    def history(self, host: str, since: float, until: float | None = None) -> dict:
-        """Series to restore sparklines/trends (see samples.history for the shape)."""
-        return self._read(lambda c: samples.history(c, host, since, until),
+    def history(self, host: str, since: float, until: float | None = None,
+                step_s: float | None = None) -> dict:
+        """Series to restore sparklines/trends (see samples.history for the shape);
+        ``step_s`` averages into buckets (long chart windows)."""
+        return self._read(lambda c: samples.history(c, host, since, until, step_s),
                           {"gpu_util": {}, "gpu_mem": {}, "disk": {}, "memory": []})
 
     def maintain(self, now: float | None = None) -> None:

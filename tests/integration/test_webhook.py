@@ -155,3 +155,17 @@ async def test_a_hanging_endpoint_is_cut_at_the_deadline(hook):
     res = await send(hook.url, "x", deadline=0.5, retries=5, backoff=0.01)
     assert not res.ok
     assert TOKEN not in res.error
+
+
+async def test_the_url_never_reaches_the_history_or_the_alert_log(hook, tmp_path):
+    from gpudash.store import Store
+
+    st = Store.open(tmp_path / "history.sqlite3")
+    hook.script = [500]
+    n = notifier(tmp_path, hook.url, store=st)
+    d = await n.notify([crit()])
+    assert d.webhook[0].ok and d.webhook[0].attempts == 2
+    st.close()
+    for f in tmp_path.iterdir():
+        if f.name != "hook.url":
+            assert TOKEN.encode() not in f.read_bytes(), f.name

@@ -9,6 +9,7 @@ import stat
 from types import MappingProxyType
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from gpudash.config import AlertsConfig
 from gpudash.model import Event, State
@@ -68,6 +69,13 @@ def test_osc777_with_hostile_text_is_inert():
 def test_osc9_with_hostile_text_is_inert():
     fields = _osc_fields(osc9(HOSTILE, HOSTILE), "\x1b]9;")
     assert len(fields) == 1 and fields[0].startswith("gpudash: ")
+
+
+@settings(deadline=None, max_examples=300)
+@given(st.text(), st.text())
+def test_any_text_stays_inside_its_osc_field(title, body):
+    assert len(_osc_fields(osc777(title, body), "\x1b]777;notify;")) == 2
+    assert len(_osc_fields(osc9(title, body), "\x1b]9;")) == 1
 
 
 def test_tmux_passthrough_wraps_and_doubles_escapes():

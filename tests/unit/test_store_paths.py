@@ -55,3 +55,13 @@ def test_store_uses_the_rollback_journal_on_nfs(tmp_path):
     st = Store.open(tmp_path / "h2.sqlite3", mounts_text="/dev/sda1 / ext4 rw 0 0\n")
     assert st.journal_mode == "wal"
     st.close()
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(deadline=None, max_examples=200)
+@given(st.text(), st.text(min_size=1))
+def test_detection_never_raises(text, path):
+    fs_type_for("/" + path.replace("\x00", ""), text)
+    is_network_fs("/nonexistent/" + path.replace("\x00", ""), text)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from gpudash.model import GpuSample, HostSnapshot
 from gpudash.store import Store
-from gpudash.store.samples import weighted_mean
 
 T0 = 1_700_000_040.0  # a minute boundary
 
@@ -58,11 +57,18 @@ def test_a_minute_folded_twice_merges_weighted(tmp_path):
     st.close()
 
 
-def test_weighted_mean_shapes():
-    assert weighted_mean([({"0": [10, None]}, 1), ({"0": [20, None], "1": [5, 5]}, 3)]) == \
-        {"0": [17.5, None], "1": [5.0, 5.0]}
-    assert weighted_mean([(None, 1)]) is None
-    assert weighted_mean([([1, 2], 1), ([3], 1)]) == [2.0, 2.0]
+def test_unavailable_values_do_not_drag_means_to_zero(tmp_path):
+    st = Store.open(tmp_path / "h.sqlite3", clock=lambda: T0)
+    for i in range(20):  # util unavailable in half the samples ([N/A] is None, never 0)
+        st.record_samples("a", snap(T0 + i, 80.0 if i % 2 else None))
+    st.maintain(T0 + 3600 + 120)
+    assert st.history("a", since=0)["gpu_util"][0] == [(T0, 80.0)]
+    st._last_t.clear()
+    for i in range(20, 30):  # a second fold of the same minute with nothing known
+        st.record_samples("a", snap(T0 + i, None))
+    st.maintain(T0 + 3600 + 180)
+    assert st.history("a", since=0)["gpu_util"][0] == [(T0, 80.0)]
+    st.close()
 
 
 def test_record_samples_runs_maintenance_on_its_own(tmp_path):
@@ -74,4 +80,23 @@ def test_record_samples_runs_maintenance_on_its_own(tmp_path):
     # 100 minutes of samples with maintenance every 5 min: older than 1 h are minute rows
     assert rows(st, 60) >= 30
     assert rows(st, 0) <= 65
+    st.close()
+
+
+def test_history_in_buckets(tmp_path):
+    from gpudash.model import DiskUsage, MemorySample
+
+    st = Store.open(tmp_path / "h.sqlite3", clock=lambda: T0)
+    for i in range(120):  # 4 minutes at 2 s: util 0..119, two GPUs, a disk, memory
+        t = T0 + 2 * i
+        st.record_samples("a", HostSnapshot(
+            name="a", gpu_at=t, gpus=(GpuSample(0, util_pct=float(i)), GpuSample(1, util_pct=None)),
+            disks=(DiskUsage("/", size_bytes=100, used_bytes=i, inodes_total=10, inodes_used=1),),
+            disk_at=t, memory=MemorySample("meminfo", used_bytes=i, host_total_bytes=1000),
+            memory_at=t))
+    h = st.history("a", since=0, step_s=60)
+    assert [p[1] for p in h["gpu_util"][0]] == [14.5, 44.5, 74.5, 104.5]  # means of 30 samples
+    assert [p[1] for p in h["gpu_util"][1]] == [None] * 4  # unavailable stays unavailable
+    assert h["disk"]["/"][0] == (T0, 14.5, 100.0, 1.0, 10.0)
+    assert h["memory"][0] == (T0, 14.5, 1000.0)
     st.close()
