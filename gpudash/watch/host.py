@@ -37,12 +37,16 @@ class HostWatcher:
         transport: Transport,
         *,
         clock: Callable[[], float] = time.time,
+        overlay=None,
     ) -> None:
         from gpudash.probes.lines import LineAssembler
 
         self.spec = spec
         self.transport = transport
         self.clock = clock
+        #: another source's samples laid over the snapshot (gpudash.watch.overlay.MetricsOverlay):
+        #: the probe groups it names are not run here, and its fields replace theirs
+        self.overlay = overlay
         self.paused = False
         self._wake: dict[str, asyncio.Event] = {}
         self._listeners: list[Callable[[HostView], None]] = []
@@ -112,6 +116,8 @@ class HostWatcher:
 
     async def round(self, group: str) -> None:
         """One bounded probe round of one group (used by `status` and the loops)."""
+        if self.overlay is not None and group in self.overlay.groups:
+            return
         steps = self.steps_for(group)
         if not steps:
             return
@@ -155,6 +161,8 @@ class HostWatcher:
         g = {"gpu": c.gpu, "log": c.log, "disk": c.disk, "jobs": c.jobs, "files": c.files}
         if self.spec.ray_job:
             g["ray"] = c.ray
+        if self.overlay is not None:
+            g = {k: v for k, v in g.items() if k not in self.overlay.groups}
         return g
 
     def steps_for(self, group: str) -> list[Step]:
@@ -433,6 +441,10 @@ class HostWatcher:
     # ------------------------------------------------------------------ snapshot
 
     def snapshot(self) -> HostSnapshot:
+        snap = self._own_snapshot()
+        return snap if self.overlay is None else self.overlay.apply(snap)
+
+    def _own_snapshot(self) -> HostSnapshot:
         idx = sorted(self.util_hist)
         return HostSnapshot(
             name=self.spec.name,
