@@ -1,0 +1,144 @@
+"""Pure helpers that keep hundreds of hosts and thousands of GPUs readable: one aggregated row per
+host ("node-a17: 8 GPUs, util 97% avg, 1 hot"), grouping by a label or by state, filtering
+("only problems", by state, a search string), sorting, and a one-line fleet summary.
+
+They read :class:`HostView` objects only (no I/O, no Textual): the UI and `status` share them.
+An unavailable number is left out or shown as "n/a", never averaged in as 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from gpudash.model import State
+from gpudash.watch.view import HostView
+
+NO_LABEL = "(none)"
+SORT_KEYS = ("state", "name", "util", "temp", "mem", "gpus")
+
+
+def _mean(values) -> float | None:
+    vals = [v for v in values if v is not None]
+    return sum(vals) / len(vals) if vals else None
+
+
+def gpu_stats(view: HostView) -> dict:
+    """Counts and averages over a host's GPUs, and how many of each check family are not OK."""
+    gpus = view.snapshot.gpus
+    mem = [100.0 * g.mem_used_mib / g.mem_total_mib for g in gpus
+           if g.mem_used_mib is not None and g.mem_total_mib]
+    bad = {}
+    for c in view.checks:
+        if c.state in (State.WARN, State.CRIT):
+            family = c.key.split(":", 1)[0]
+            bad[family] = bad.get(family, 0) + 1
+    return {
+        "gpus": len(gpus),
+        "util": _mean(g.util_pct for g in gpus),
+        "mem": _mean(mem),
+        "temp_max": max((g.temp_c for g in gpus if g.temp_c is not None), default=None),
+        "power": sum(g.power_w for g in gpus if g.power_w is not None) if gpus else None,
+        "hot": bad.get("gpu.temp", 0),
+        "bad": bad,
+        "stale": sum(1 for c in view.checks if c.state is State.STALE),
+    }
+
+
+_PROBLEM_WORDS = {
+    "gpu.temp": "hot", "gpu.mem": "GPU memory full", "gpu.util": "underused", "gpu.ecc": "ECC",
+    "disk.bytes": "disk full", "disk.inodes": "inodes full", "memory": "RAM high",
+    "memory.oom": "OOM kill",
+}
+
+
+def aggregate_row(view: HostView) -> str:
+    """``node-a17: 8 GPUs, util 97% avg, mem 64%, 1 hot`` — the host's line in a big overview."""
+    s = gpu_stats(view)
+    parts = [f"{s['gpus']} GPU{'s' if s['gpus'] != 1 else ''}" if s["gpus"] else "no GPU data"]
+    if s["util"] is not None:
+        parts.append(f"util {s['util']:.0f}% avg")
+    if s["mem"] is not None:
+        parts.append(f"mem {s['mem']:.0f}%")
+    for family, n in s["bad"].items():
+        word = _PROBLEM_WORDS.get(family)
+        if word:
+            parts.append(f"{n} {word}")
+    if s["stale"]:
+        parts.append(f"{s['stale']} stale")
+    if view.state is State.UNKNOWN and view.reason is not None:
+        parts.append(view.reason.value)
+    return f"{view.name}: " + ", ".join(parts)
+
+
+def is_problem(view: HostView) -> bool:
+    return view.state is not State.OK
+
+
+def filter_views(views: Iterable[HostView], *, only_problems: bool = False,
+                 states: Iterable[State] | None = None, text: str = "") -> list[HostView]:
+    """Views that pass every filter given. ``text`` matches the host name or any label value,
+    case-insensitively."""
+    wanted = set(states) if states is not None else None
+    needle = text.strip().lower()
+    out = []
+    for v in views:
+        if only_problems and not is_problem(v):
+            continue
+        if wanted is not None and v.state not in wanted:
+            continue
+        if needle and needle not in v.name.lower() and not any(
+                needle in str(x).lower() for x in (v.labels or {}).values()):
+            continue
+        out.append(v)
+    return out
+
+
+def group_by(views: Iterable[HostView], key: str) -> dict[str, list[HostView]]:
+    """Views by the value of label ``key`` (``"state"``: by health state, worst group first).
+    Groups keep the views' order; hosts without the label go to ``(none)``, last."""
+    groups: dict[str, list[HostView]] = {}
+    for v in views:
+        g = v.state.value if key == "state" else str((v.labels or {}).get(key, NO_LABEL))
+        groups.setdefault(g, []).append(v)
+    if key == "state":
+        order = sorted(groups, key=lambda s: -State(s).rank)
+    else:
+        order = sorted(groups, key=lambda g: (g == NO_LABEL, g))
+    return {g: groups[g] for g in order}
+
+
+def sort_views(views: Iterable[HostView], by: str = "state") -> list[HostView]:
+    """``state``: worst first; ``util``: least busy first (idle GPUs are what one looks for);
+    ``temp``/``mem``: highest first; ``gpus``: most first; ``name``. Unknown numbers go last."""
+    if by not in SORT_KEYS:
+        raise ValueError(f"sort by one of {', '.join(SORT_KEYS)}")
+    views = list(views)
+    if by == "name":
+        return sorted(views, key=lambda v: v.name)
+    if by == "state":
+        return sorted(views, key=lambda v: (-v.state.rank, v.name))
+    stats = {id(v): gpu_stats(v) for v in views}
+    field, sign = {"util": ("util", 1), "temp": ("temp_max", -1), "mem": ("mem", -1),
+                   "gpus": ("gpus", -1)}[by]
+
+    def key(v):
+        x = stats[id(v)][field]
+        return (x is None, sign * (x or 0), v.name)
+
+    return sorted(views, key=key)
+
+
+def fleet_summary(views: Sequence[HostView]) -> str:
+    """``125 hosts, 1000 GPUs: 120 OK, 3 WARN, 2 STALE; util 81% avg`` (states worst first)."""
+    counts: dict[State, int] = {}
+    for v in views:
+        counts[v.state] = counts.get(v.state, 0) + 1
+    n_gpus = sum(len(v.snapshot.gpus) for v in views)
+    util = _mean(g.util_pct for v in views for g in v.snapshot.gpus)
+    states = ", ".join(f"{counts[s]} {s.value}" for s in sorted(counts, key=lambda s: -s.rank))
+    text = f"{len(views)} host{'s' if len(views) != 1 else ''}, {n_gpus} GPU{'s' if n_gpus != 1 else ''}"
+    if states:
+        text += f": {states}"
+    if util is not None:
+        text += f"; util {util:.0f}% avg"
+    return text
