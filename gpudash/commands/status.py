@@ -14,6 +14,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="full parsed data as JSON")
     p.add_argument("--timeout", type=float, default=30.0, metavar="S",
                    help="overall deadline in seconds (default 30)")
+    p.add_argument("--no-history", action="store_true",
+                   help="do not read or write the history store (and send no alerts)")
 
 
 def run(args) -> int:
@@ -25,8 +27,22 @@ def run(args) -> int:
     specs = load_specs(args)
     if isinstance(specs, int):
         return specs
+    from gpudash.commands.history import attach_history, close_history
+    from gpudash.commands.hosts import load_config_or_exit
+
     fleet = Fleet(specs)
-    views = asyncio.run(fleet.one_round(deadline=args.timeout))
+    config = load_config_or_exit(args)
+
+    async def one_round():
+        # A cron `status` shares the store with a TUI: alerts are claimed there, never sent twice.
+        store, notifier = attach_history(fleet, None if isinstance(config, int) else config,
+                                         use_store=not args.no_history)
+        try:
+            return await fleet.one_round(deadline=args.timeout)
+        finally:
+            await close_history(store, notifier)
+
+    views = asyncio.run(one_round())
     if args.json:
         import json
 

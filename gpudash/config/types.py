@@ -176,9 +176,10 @@ class AlertsConfig:
     """``[alerts]``: which sinks get which severity. The webhook URL itself is never in here."""
 
     routes: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: FrozenMap({
-        "info": ("file", "screen"),
-        "warning": ("file", "screen"),
-        "critical": ("file", "screen", "bell", "tmux"),
+        # issue 5's defaults; the webhook joins critical when a URL file/env is set
+        "info": ("file",),
+        "warning": ("screen", "file"),
+        "critical": ("screen", "bell", "desktop", "tmux", "file"),
     }))
     webhook_url_file: Path | None = None
     webhook_url_env: str | None = None

@@ -90,7 +90,7 @@ class HostAnalysis:
 
     # ------------------------------------------------------------------ view
 
-    def view(self, snap: HostSnapshot, *, paused: bool, now: float) -> HostView:
+    def view(self, snap: HostSnapshot, *, paused: bool, now: float, history_note: str = "") -> HostView:
         from gpudash.health import engine as health_engine
 
         self._maybe_triage(snap, now)
@@ -120,6 +120,7 @@ class HostAnalysis:
             paused=paused,
             notes=self.spec.notes,
             labels=self.spec.labels,
+            history_note=history_note,
         )
 
     def drain_events(self) -> list[Event]:

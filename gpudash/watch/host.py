@@ -88,6 +88,7 @@ class HostWatcher:
         self.assembler = LineAssembler()
         self.analysis = HostAnalysis(spec)
         self.discovered = None
+        self.history_note = ""  # "not watched 23:10–07:42; meanwhile: …" (set from the store)
 
     # ------------------------------------------------------------------ public
 
@@ -149,7 +150,8 @@ class HostWatcher:
     def refresh(self) -> HostView:
         """Rebuild the view from the latest samples (health, triage) and notify listeners."""
         snap = self.snapshot()
-        self._view = self.analysis.view(snap, paused=self.paused, now=self.clock())
+        self._view = self.analysis.view(snap, paused=self.paused, now=self.clock(),
+                                        history_note=self.history_note)
         for listener in list(self._listeners):
             listener(self._view)
         return self._view
@@ -403,6 +405,12 @@ class HostWatcher:
         self.log_at = now
         if chunk.missing:
             self.log_error = f"log missing: {chunk.path}"
+            # Whatever appears under the name next is a new file, even when the filesystem
+            # hands it the old inode number (ext4 reuses a freed inode at once): without this,
+            # a re-created log of the same inode would be read from the old offset and its
+            # first bytes lost. No file has inode 0, so the box's script reads the next one
+            # from its start and says "reset".
+            self.log_offset, self.log_inode = 0, 0
             return
         self.log_error = None
         self.log_started = True

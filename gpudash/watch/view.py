@@ -26,6 +26,7 @@ class HostView:
     alerts_unacked: int = 0
     paused: bool = False
     notes: str = ""  # the host's runbook notes from the config
+    history_note: str = ""  # what happened while gpudash was not watching (from the store)
     labels: dict = field(default_factory=dict, compare=False, hash=False)
 
     @property
