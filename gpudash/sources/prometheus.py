@@ -177,11 +177,12 @@ class PrometheusSource:
 
     # ------------------------------------------------------------------ misc
 
-    async def scrape_interval(self) -> float | None:
-        """The longest scrape interval among Prometheus's active targets (None: unknown)."""
+    async def scrape_interval(self, jobs=None) -> float | None:
+        """The longest scrape interval among Prometheus's active targets (of ``jobs`` when
+        given), in seconds; None when it does not say."""
         def fetch():
             status, body = self.client.get("/api/v1/targets", {"state": "active"})
-            return parse_scrape_interval(body, status)
+            return parse_scrape_interval(body, status, jobs)
 
         try:
             async with asyncio.timeout(self.timeout + 2.0):

@@ -243,14 +243,15 @@ def source_from_config(url: str | None, pc=None, *, environ=None):
 
 
 async def discover(source) -> tuple[float, dict | None]:
-    """(refresh interval, first refresh) — the interval is the longest scrape interval Prometheus
-    uses (between 1 s and 60 s; 15 s when it does not say)."""
-    found = await source.scrape_interval()
-    interval = min(60.0, max(1.0, found)) if found else DEFAULT_INTERVAL
+    """(refresh interval, first refresh) — the interval is the longest scrape interval of the
+    jobs that serve the GPU hosts (between 1 s and 60 s; 15 s when Prometheus does not say)."""
     try:
         data = await source.refresh()
     except TransportError:
         data = None
+    jobs = {d.labels.get("job") for d in (data or {}).values()} - {None}
+    found = await source.scrape_interval(jobs or None)
+    interval = min(60.0, max(1.0, found)) if found else DEFAULT_INTERVAL
     return interval, data
 
 

@@ -246,6 +246,7 @@ def test_cli_entry_discovers_every_host_before_the_ui_starts(stack):
     fleet = prometheus_fleet_from_args(Args(), None, [local])
     try:
         assert set(HOSTS) <= set(fleet.host_names()) and "localhost" not in fleet.host_names()
+        assert fleet.interval == 1.0  # the scrape interval of the jobs serving the GPU hosts
         for h in HOSTS:
             view = fleet.view(h)
             assert view is not None and len(view.snapshot.gpus) == 2

@@ -109,6 +109,11 @@ def test_parse_range_and_scrape_interval():
     targets = json.dumps({"status": "success", "data": {"activeTargets": [
         {"scrapeInterval": "15s"}, {"scrapeInterval": "1m30s"}, {"scrapeInterval": "bogus"}, {}]}})
     assert parse_scrape_interval(targets) == 90.0
+    jobs = json.dumps({"status": "success", "data": {"activeTargets": [
+        {"scrapeInterval": "15s", "labels": {"job": "dcgm"}},
+        {"scrapeInterval": "5m", "labels": {"job": "slow-inventory"}}]}})
+    assert parse_scrape_interval(jobs, jobs={"dcgm"}) == 15.0
+    assert parse_scrape_interval(jobs, jobs={"absent"}) == 300.0  # no match: all targets
     assert parse_scrape_interval(b"{}") is None
 
 
