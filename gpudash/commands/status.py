@@ -30,13 +30,20 @@ def run(args) -> int:
     from gpudash.commands.history import attach_history, close_history
     from gpudash.commands.hosts import load_config_or_exit
 
-    fleet = Fleet(specs)
     config = load_config_or_exit(args)
+    if isinstance(config, int):
+        return config
+    from gpudash.watch.prom_fleet import prometheus_fleet_from_args
+
+    try:
+        fleet = prometheus_fleet_from_args(args, config, specs) or Fleet(specs)
+    except ValueError as exc:
+        print(f"gpudash: {exc}", file=sys.stderr)
+        return 2
 
     async def one_round():
         # A cron `status` shares the store with a TUI: alerts are claimed there, never sent twice.
-        store, notifier = attach_history(fleet, None if isinstance(config, int) else config,
-                                         use_store=not args.no_history)
+        store, notifier = attach_history(fleet, config, use_store=not args.no_history)
         try:
             return await fleet.one_round(deadline=args.timeout)
         finally:

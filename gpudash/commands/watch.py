@@ -19,7 +19,15 @@ def run(args) -> int:
     specs = load_specs(args)
     if isinstance(specs, int):
         return specs
+    import sys
+
     from gpudash.ui.run import run_tui
     from gpudash.watch.fleet import Fleet
+    from gpudash.watch.prom_fleet import prometheus_fleet_from_args
 
-    return run_tui(Fleet(specs), config=config)
+    try:
+        fleet = prometheus_fleet_from_args(args, config, specs) or Fleet(specs)
+    except ValueError as exc:
+        print(f"gpudash: {exc}", file=sys.stderr)
+        return 2
+    return run_tui(fleet, config=config)
