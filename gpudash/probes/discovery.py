@@ -95,7 +95,14 @@ def discover_step(user: str | None = None, *, tmux_socket: str | None = None, ti
         + 'command -v timeout >/dev/null 2>&1 && gd_to="timeout -k 1 6" || gd_to=\n'
         # --- GPU compute apps
         + "gd_gpu=\n"
-        + "if command -v nvidia-smi >/dev/null 2>&1; then\n"
+        # Never start an nvidia-smi beside one stuck in the driver (state D, unkillable): it
+        # would hang there too, one more every jobs round (the same rule as gpu.py's guard).
+        + "gd_stuck=\n"
+        + 'for gd_x in $(pgrep -u "$(id -u)" -x nvidia-smi 2>/dev/null); do\n'
+        + "  [ \"$(sed -n 's/^.*) \\([A-Z]\\).*$/\\1/p' \"/proc/$gd_x/stat\" 2>/dev/null)\" = D ]"
+        + " && gd_stuck=1\n"
+        + "done\n"
+        + "if [ -z \"$gd_stuck\" ] && command -v nvidia-smi >/dev/null 2>&1; then\n"
         # Only all-digit lines: nvidia-smi prints its errors on stdout too.
         + "  gd_gpu=$($gd_to nvidia-smi --query-compute-apps=pid --format=csv,noheader 2>/dev/null"
         + " | sed -n 's/^ *\\([0-9][0-9]*\\) *$/\\1/p')\n"

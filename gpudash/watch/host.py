@@ -60,7 +60,10 @@ class HostWatcher:
         self.apps: tuple | None = None
         self.util_hist: dict[int, deque] = {}
         self.mem_hist: dict[int, deque] = {}
-        self.nvsmi_stuck = False
+        # Guarded until one of our nvidia-smi runs finished: a previous gpudash (a cron line's
+        # `gpudash status`) may have left one stuck in D state, and a fresh watcher must not
+        # stack another on it. The guard costs one pgrep; it is dropped after the first answer.
+        self.nvsmi_stuck = True
         self.disks: tuple = ()
         self.disk_errors: tuple = ()
         self.disk_at: float | None = None
@@ -129,9 +132,17 @@ class HostWatcher:
             self._link_down(exc.reason, exc.message)
             return
         now = self.clock()
-        if all(r.exit_code is None for r in results.values()) and results:
-            # Nothing finished inside the deadline: the link (or the box) is wedged.
-            self._link_down(Reason.TIMEOUT, "no probe answered before its deadline")
+        link = getattr(self.transport, "link", None)
+        if all(r.exit_code is None for r in results.values()) and results and (
+                link is None or not link.ok):
+            # Nothing finished inside the deadline and the transport cannot vouch for the link:
+            # the link (or the box) is wedged. When the transport heard the box answer the batch
+            # (its link is ok), the steps themselves hung — a stuck nvidia-smi is driver_hung on
+            # its own check, not a link that is down.
+            if link is not None and link.reason is not None:
+                self._link_down(link.reason, link.message)
+            else:
+                self._link_down(Reason.TIMEOUT, "no probe answered before its deadline")
         else:
             self._link_up(now)
         by_key = {s.key: s for s in steps}
