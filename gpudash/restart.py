@@ -213,8 +213,9 @@ async def preflight(transport: Transport, policy: RestartPolicy) -> Preflight:
 
     def parsed(key, fn, **kw):
         r = res.get(key)
-        return ProbeError(Reason.PROBE_ERROR, "no answer") if r is None else fn(r.stdout, r.stderr, r.exit_code,
-                                                                 **kw)
+        if r is None:
+            return ProbeError(Reason.PROBE_ERROR, "no answer")
+        return fn(r.stdout, r.stderr, r.exit_code, **kw)
 
     if policy.pgrep:
         p = parsed("procs", processes.parse_processes)

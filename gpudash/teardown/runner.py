@@ -116,7 +116,8 @@ def _get(results: dict, key: str, parse, **kw):
     return parse(res.stdout, res.stderr, res.exit_code, **kw)
 
 
-def job_facts(s: TeardownSettings, results: dict[str, StepResult] | str) -> tuple[JobFacts, object, object]:
+def job_facts(s: TeardownSettings, results: dict[str, StepResult] | str
+              ) -> tuple[JobFacts, object, object]:
     """Parse the job batch → (JobFacts, gpus, apps)."""
     from gpudash.probes import files, gpu, logtail, processes, slurm, tmux
     from gpudash.training.progress import completion_line

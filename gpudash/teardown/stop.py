@@ -58,7 +58,7 @@ def journal_path() -> Path:
         return Path(override) / "teardown.jsonl"
     import platformdirs
 
-    return Path(platformdirs.user_state_dir("gpudash")) / "teardown.jsonl"
+    return Path(platformdirs.user_state_dir("gpudash", appauthor=False)) / "teardown.jsonl"
 
 
 def append_journal(record: dict, path: Path | None = None) -> Path:

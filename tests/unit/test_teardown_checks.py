@@ -153,7 +153,8 @@ def test_without_an_expected_count_it_is_unknown():
 
 def test_full_inodes_are_red_even_when_bytes_look_fine():
     # the real capture: a 64 MiB tmpfs, bytes 2% used, inodes 100%
-    disk = merge_disks(parse_df_bytes(fx("df-PB1-small.txt")), parse_df_inodes(fx("df-Pi-small.txt")))
+    disk = merge_disks(parse_df_bytes(fx("df-PB1-small.txt")),
+                       parse_df_inodes(fx("df-Pi-small.txt")))
     assert len(disk) == 1 and disk[0].bytes_pct < 5
     c = check_artifacts(S, listing(("ckpt-1.pt", 100), ("ckpt-2.pt", 100), ("ckpt-3.pt", 100)),
                         disk[0])

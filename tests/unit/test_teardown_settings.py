@@ -39,7 +39,8 @@ def test_the_config_fills_every_setting():
     assert (s.preset, s.instance_id, s.verify_command) == ("runpod", "abc123xyz",
                                                            "python verify.py")
     assert s.pgrep == "train.py" and s.log == "/runs/sft/train.log"
-    assert s.markers == ("TRAIN_DONE", "/runs/sft/EVAL_DONE") and s.completion_lines == ("All done",)
+    assert s.markers == ("TRAIN_DONE", "/runs/sft/EVAL_DONE")
+    assert s.completion_lines == ("All done",)
 
 
 def test_flags_override_one_by_one():
