@@ -126,6 +126,7 @@ async def _stop(checklist, transport, *, as_json: bool) -> int:
     print(f"Type the host name ({checklist.host}) to confirm: ", end="", file=sys.stderr)
     sys.stderr.flush()
     typed = await asyncio.to_thread(sys.stdin.readline)
+    _record_in_store()
     outcome = await execute_stop(checklist, typed.rstrip("\n"), transport=transport)
     if as_json:
         import json
@@ -139,3 +140,19 @@ async def _stop(checklist, transport, *, as_json: bool) -> int:
     if outcome.status == REFUSED:
         return 1
     return 0 if outcome.status == "done" else 1
+
+
+def _record_in_store() -> None:
+    """Teardown outcomes go into the history store beside the alerts (the JSON-lines journal
+    stays the fallback when the store cannot be opened)."""
+    from gpudash.teardown.stop import set_recorder
+
+    try:
+        from gpudash.store.store import Store
+
+        store = Store.open()
+    except Exception as exc:  # a broken store must not block a confirmed stop
+        print(f"gpudash: history store unavailable ({exc}); recording to the journal file",
+              file=sys.stderr)
+        return
+    set_recorder(lambda r: store.record_teardown(r["host"], r, r["at"]))
