@@ -1,0 +1,212 @@
+"""The load generator: ONE separate process serving N virtual boxes over real SSH on loopback.
+
+    python -m benchmarks.loadgen --dir DIR [--port 0] [--seed 7]
+
+It is an asyncssh server on one 127.0.0.1 port; the login name picks the box (``h0``, ``h1``, …,
+any name works), so a thousand hosts need one port and no sshd. Each box is a
+:class:`gpudash.demo.box.SimBox` replaying the real H100 traces of one of the demo's scenarios
+(``hash(name)`` picks which; start times staggered), so gpudash's parsers, health and triage
+see real formats and real dynamics.
+
+What it answers is what gpudash sends: the exec request is the session command (``/bin/sh -c
+'… /bin/sh -s'``), then framed batches on stdin (see :mod:`gpudash.transport.framing`). The
+generator parses each complete batch — the step keys from their start markers, the log step's
+offset and byte bound from its script — and writes the framed answer (begin marker, a section
+and an exit code per step, end marker; the same markers on stderr) in one write per stream.
+A stream request (``render_stream``, e.g. ``nvidia-smi … -lms N``) gets one sample line every N ms
+until the channel closes. Nothing is executed: the generator's CPU is SSH + framing + answers.
+
+It writes into DIR: ``client_key`` (the key gpudash logs in with), ``known_hosts`` (for
+``[127.0.0.1]:PORT``), and ``port`` when it is ready (the parent waits for that file).
+It runs until SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import signal
+import time
+import zlib
+from pathlib import Path
+
+_BATCH_END = re.compile(rb"printf '\\n@@GD:([0-9a-f]+):Z:(\d+)\\n' >&2\n")
+_STEP = re.compile(rb"printf '\\n@@GD:[0-9a-f]+:S:([A-Za-z0-9_.-]+)\\n' >&2; ")
+_STREAM = re.compile(rb"printf '\\n@@GD:([0-9a-f]+):B:0\\n'\n")
+_LOG = re.compile(rb"off=(\d+); pino=([^;\n]*); max=(\d+)")
+_LMS = re.compile(rb"-lms'? '?(\d+)")
+
+
+class Boxes:
+    """One SimBox per login name, made on first use."""
+
+    def __init__(self, seed: int) -> None:
+        from gpudash.demo.scenarios import build
+
+        self.scenarios = build(seed)
+        self.start = time.time()
+        self._boxes: dict = {}
+
+    def get(self, name: str):
+        box = self._boxes.get(name)
+        if box is None:
+            from gpudash.demo.box import SimBox
+
+            h = zlib.crc32(name.encode())
+            sc = self.scenarios[h % len(self.scenarios)]
+            box = self._boxes[name] = SimBox(sc, start=self.start - (h % 300), speed=1.0)
+        return box
+
+
+def answer_batch(box, nonce: bytes, bid: bytes, batch: bytes) -> tuple[bytes, bytes]:
+    """The framed stdout/stderr of one batch, from the box's recorded traces."""
+    from gpudash.transport.base import Step
+
+    now = time.time()
+    out = [b"\n@@GD:" + nonce + b":B:" + bid + b"\n"]
+    err = [out[0]]
+    for key in dict.fromkeys(m.group(1) for m in _STEP.finditer(batch)):
+        k = key.decode()
+        params: dict = {}
+        if k == "log":
+            m = _LOG.search(batch)
+            if m:
+                params = {"offset": int(m.group(1)), "max_bytes": int(m.group(3))}
+        res = box.answer(Step(k, "", params=params), now)
+        start = b"\n@@GD:" + nonce + b":S:" + key + b"\n"
+        out += [start, res.stdout, b"\n@@GD:" + nonce + b":E:" + key + b":" + str(res.exit_code or 0).encode() + b"\n"]
+        err += [start, res.stderr]
+    end = b"\n@@GD:" + nonce + b":Z:" + bid + b"\n"
+    out.append(end)
+    err.append(end)
+    return b"".join(out), b"".join(err)
+
+
+def make_session_class():
+    import asyncssh
+
+    class BoxSession(asyncssh.SSHServerSession):
+        boxes: Boxes
+
+        def __init__(self) -> None:
+            self._buf = bytearray()
+            self._chan = None
+            self._box = None
+            self._stream: asyncio.Task | None = None
+
+        def connection_made(self, chan) -> None:
+            self._chan = chan
+
+        def exec_requested(self, command: str) -> bool:
+            return True
+
+        def shell_requested(self) -> bool:
+            return False  # like a real box: gpudash only ever sends exec requests
+
+        def session_started(self) -> None:
+            self._box = self.boxes.get(self._chan.get_extra_info("username") or "h0")
+
+        def data_received(self, data: bytes, datatype) -> None:
+            self._buf += data
+            while True:
+                m = _BATCH_END.search(self._buf)
+                if m is None:
+                    break
+                # groups first: a match on a bytearray reads the buffer as it is NOW
+                nonce, bid, batch = m.group(1), m.group(2), bytes(self._buf[: m.end()])
+                del self._buf[: m.end()]
+                out, err = answer_batch(self._box, nonce, bid, batch)
+                self._chan.write(out)
+                self._chan.write_stderr(err)
+            if self._stream is None:
+                s = _STREAM.search(self._buf)
+                if s is not None and b"exec " in self._buf[s.end():]:
+                    lms = _LMS.search(self._buf)
+                    interval = int(lms.group(1)) / 1000 if lms else 1.0
+                    self._chan.write(b"\n@@GD:" + s.group(1) + b":B:0\n")
+                    self._stream = asyncio.get_running_loop().create_task(self._samples(interval))
+                    self._buf.clear()
+            if len(self._buf) > 1 << 20:  # never grow without bound
+                del self._buf[: -(1 << 16)]
+
+        async def _samples(self, interval: float) -> None:
+            from gpudash.transport.base import Step
+
+            step = Step("gpu", "")
+            try:
+                while True:
+                    self._chan.write(self._box.answer(step, time.time()).stdout)
+                    await asyncio.sleep(interval)
+            except Exception:  # noqa: BLE001 - the channel closed: the stream ends
+                pass
+
+        def eof_received(self) -> bool:
+            if self._stream is None:
+                self._chan.exit(0)
+            return True
+
+        def connection_lost(self, exc) -> None:
+            if self._stream is not None:
+                self._stream.cancel()
+
+    return BoxSession
+
+
+async def serve(d: Path, port: int, seed: int) -> None:
+    import asyncssh
+
+    d.mkdir(parents=True, exist_ok=True)
+    host_key = asyncssh.generate_private_key("ssh-ed25519")
+    client_key = asyncssh.generate_private_key("ssh-ed25519")
+    client_key.write_private_key(str(d / "client_key"))
+    os.chmod(d / "client_key", 0o600)
+    session_cls = make_session_class()
+    session_cls.boxes = Boxes(seed)
+
+    class Server(asyncssh.SSHServer):
+        def begin_auth(self, username: str) -> bool:
+            return True
+
+        def public_key_auth_supported(self) -> bool:
+            return True
+
+        def session_requested(self):
+            return session_cls()
+
+    server = await asyncssh.create_server(
+        Server, "127.0.0.1", port, server_host_keys=[host_key],
+        authorized_client_keys=asyncssh.import_authorized_keys(
+            client_key.export_public_key().decode()),
+        encoding=None, keepalive_interval=0, login_timeout=60,
+    )
+    real_port = server.sockets[0].getsockname()[1]
+    pub = host_key.export_public_key().decode().strip()
+    (d / "known_hosts").write_text(f"[127.0.0.1]:{real_port} {pub}\n")
+    (d / "port.tmp").write_text(str(real_port))
+    os.replace(d / "port.tmp", d / "port")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    server.close()
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description="gpudash load generator (asyncssh, N virtual boxes)")
+    ap.add_argument("--dir", required=True)
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=7)
+    a = ap.parse_args(argv)
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    asyncio.run(serve(Path(a.dir), a.port, a.seed))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,131 @@
+"""What nvidia-smi itself costs on a REAL GPU box (run by hand there; needs no SSH, no textual).
+
+    python -m benchmarks.nvsmi_cost [--seconds 12] [--json PATH]
+
+Why: the loopback benchmarks use a stand-in `nvidia-smi` (a tiny sh script), so they cannot show
+the real tool's price — one-shot queries initialise NVML every time (~20 ms of CPU on an H100),
+a long-running `-lms` stream pays that once. This measures, with the exact fields gpudash asks:
+- one-shot core / health / compute-apps queries: CPU and wall per call;
+- one `--query-gpu … -lms N` stream: CPU per sample;
+- gpudash's own GPU group through the local transport (a warm `/bin/sh -s` session, the same
+  framed batch the SSH transport sends): CPU of the session's process tree per tick.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+if __package__ in (None, ""):
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks.procstat import tree  # noqa: E402
+
+
+def children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def one_shot(args: list[str], n: int) -> dict:
+    walls = []
+    c0 = children_cpu()
+    for _ in range(n):
+        t = time.perf_counter()
+        subprocess.run(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        walls.append(time.perf_counter() - t)
+    cpu = (children_cpu() - c0) / n
+    return {"cpu_ms": cpu * 1e3, "wall_ms_median": statistics.median(walls) * 1e3, "n": n}
+
+
+def stream(args: list[str], seconds: float) -> dict:
+    c0 = children_cpu()
+    p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    lines = 0
+    end = time.monotonic() + seconds
+    first = None
+    while time.monotonic() < end:
+        line = p.stdout.readline()
+        if not line:
+            break
+        lines += 1
+        if first is None:
+            first = time.monotonic()
+    p.terminate()
+    p.wait()
+    cpu = children_cpu() - c0
+    return {"cpu_ms_total": cpu * 1e3, "samples": lines,
+            "cpu_ms_per_sample": cpu * 1e3 / max(1, lines), "seconds": seconds}
+
+
+async def gpudash_group(ticks: int, interval: float) -> dict:
+    from gpudash.probes import gpu
+    from gpudash.transport.local import LocalTransport
+
+    t = LocalTransport()
+    steps = [gpu.gpu_step(), gpu.gpu_health_step()]
+    await t.run(steps, deadline=10)  # warm the session
+    me = os.getpid()
+
+    def box() -> float:  # the session's processes (not this Python): children of this pid
+        sts = tree(me)
+        return sum(s.own + s.children for s in sts if s.pid != me)
+
+    b0, c0 = box(), children_cpu()
+    walls = []
+    for _ in range(ticks):
+        s = time.perf_counter()
+        res = await t.run(steps, deadline=10)
+        walls.append(time.perf_counter() - s)
+        assert all(r.exit_code == 0 for r in res.values()), res
+        await asyncio.sleep(interval)
+    b1, c1 = box(), children_cpu()
+    await t.close()
+    return {"box_cpu_ms_per_tick": ((b1 - b0) + (c1 - c0)) * 1e3 / ticks,
+            "wall_ms_median": statistics.median(walls) * 1e3, "ticks": ticks}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=float, default=12.0)
+    ap.add_argument("--n", type=int, default=20)
+    ap.add_argument("--json")
+    a = ap.parse_args(argv)
+    if shutil.which("nvidia-smi") is None:
+        print("no nvidia-smi here", file=sys.stderr)
+        return 2
+    from gpudash.probes.gpu import APPS_FIELDS, CORE_FIELDS, HEALTH_FIELDS
+
+    def q(flag, fields):
+        return ["nvidia-smi", f"{flag}={','.join(fields)}", "--format=csv,noheader,nounits"]
+
+    out = {
+        "machine": platform.node(),
+        "gpu": subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True).stdout.strip(),
+        "cores": os.cpu_count(),
+        "one_shot_core": one_shot(q("--query-gpu", CORE_FIELDS), a.n),
+        "one_shot_health": one_shot(q("--query-gpu", HEALTH_FIELDS), a.n),
+        "one_shot_apps": one_shot(q("--query-compute-apps", APPS_FIELDS), a.n),
+        "stream_lms500": stream(q("--query-gpu", CORE_FIELDS) + ["-lms", "500"], a.seconds),
+        "stream_lms2000": stream(q("--query-gpu", CORE_FIELDS) + ["-lms", "2000"], a.seconds * 1.5),
+        "gpudash_gpu_group_local": asyncio.run(gpudash_group(a.n, 0.2)),
+    }
+    text = json.dumps(out, indent=2)
+    print(text)
+    if a.json:
+        with open(a.json, "w") as f:
+            f.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,224 @@
+"""Render the results of :mod:`benchmarks.run` as Markdown tables (printed, and kept in the JSON).
+
+    python -m benchmarks.report [benchmarks/results/latest.json]
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+
+def _f(x, nd=1, unit="") -> str:
+    if x is None:
+        return "–"
+    if isinstance(x, bool):
+        return "yes" if x else "NO"
+    if abs(x) >= 100:
+        return f"{x:,.0f}{unit}"
+    return f"{x:.{nd}f}{unit}"
+
+
+def _ratio(a, b) -> float | None:
+    try:
+        return a / b if a is not None and b else None
+    except TypeError:
+        return None
+
+
+def _table(head: list[str], rows: list[list]) -> list[str]:
+    out = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return out
+
+
+def section_a(a: dict, targets: list) -> list[str]:
+    if not a:
+        return []
+    g, s, w = a.get("gpudash", {}), a.get("ssh_per_poll", {}), a.get("gpustat_web", {})
+    rtt, own, floor = a.get("rtt", {}), a.get("own", {}), a.get("floor_true", {})
+    sshd = a.get("sshd", {})
+    lines = ["### (a) Steady tick, one host: GPU + disk + jobs + log tail", "",
+             f"Box: {sshd.get('sshd', '?')}; box user `{sshd.get('user')}` ({sshd.get('mode')}); "
+             f"its ~/.bashrc burns {_f(sshd.get('rc_cpu_ms'))} ms CPU ({_f(sshd.get('rc_wall_ms'))} ms wall) "
+             "for every shell sshd starts. Stand-in `nvidia-smi` (a `printf`) in every variant.", ""]
+    rows = []
+    names = [("gpudash (warm session, every probe)", g), ("ssh-per-poll (OpenSSH, new connection)", s),
+             ("gpustat-web style (asyncssh, new channel, GPU only)", w),
+             ("floor: `true` on gpudash's warm session", floor), ("round trip: `echo` on a raw warm channel", rtt),
+             ("the commands alone, on the box, no SSH", own)]
+    for label, r in names:
+        if not r or "error" in r:
+            rows.append([label, "error", "", "", "", "", ""])
+            continue
+        box = r.get("box_cpu_ms_per_tick")
+        rows.append([label, _f(r.get("latency_ms_median")), _f(r.get("latency_ms_p95")),
+                     _f(r.get("client_cpu_ms_per_tick"), 2), _f(box, 1),
+                     _f(box / 2000 * 100 if box is not None else None, 2, "%"),
+                     _f(r.get("ssh_packets_in"), 0) if "ssh_packets_in" in r else "–"])
+    lines += _table(["variant", "latency median ms", "p95 ms", "client CPU ms/tick", "box CPU ms/tick",
+                     "box CPU at 2 s (% core)", "SSH packets in/tick"], rows)
+    st, cad = a.get("gpu_stream", {}), a.get("cadence", {})
+    if st and "error" not in st:
+        lines += ["", f"GPU as a stream (`nvidia-smi … -lms {st.get('interval_ms')}` on the warm connection): "
+                  f"{_f(st.get('client_cpu_ms_per_sample'), 2)} ms client CPU, "
+                  f"{_f(st.get('box_cpu_ms_per_sample'), 2)} ms box CPU, "
+                  f"{_f(st.get('ssh_packets_in'), 1)} SSH packets per sample."]
+    if cad and "error" not in cad:
+        c = cad.get("cadence", {})
+        lines += ["", f"Default cadences (GPU {c.get('gpu')} s, log {c.get('log')} s, disk {c.get('disk')} s, "
+                  f"jobs {c.get('jobs')} s, files {c.get('files')} s) for {_f(cad.get('seconds'), 0)} s: "
+                  f"client {_f(cad.get('client_cpu_pct'), 2)}% of a core, box {_f(cad.get('box_cpu_pct'), 2)}% "
+                  f"of a core, RSS {_f(cad.get('rss_mb'))} MB."]
+    lat_x = _ratio(s.get("latency_ms_median"), g.get("latency_ms_median"))
+    cpu_x = _ratio(s.get("client_cpu_ms_per_tick"), g.get("client_cpu_ms_per_tick"))
+    box_x = _ratio(s.get("box_cpu_ms_per_tick"), g.get("box_cpu_ms_per_tick"))
+    boxw_x = _ratio(w.get("box_cpu_ms_per_tick"), g.get("box_cpu_ms_per_tick"))
+    floor_ms = (rtt.get("latency_ms_median") or 0) + (own.get("latency_ms_median") or 0)
+    near = _ratio(g.get("latency_ms_median"), floor_ms)
+    lines += ["", f"Ratios (same run): ssh-per-poll / gpudash — latency ×{_f(lat_x)}, client CPU ×{_f(cpu_x)}, "
+              f"box CPU ×{_f(box_x)}; gpustat-web / gpudash box CPU ×{_f(boxw_x)}; gpudash latency / (round trip + "
+              f"commands' own time) = {_f(near, 2)}."]
+    gbox = g.get("box_cpu_ms_per_tick")
+    targets += [
+        ("(a) tick latency ≥ 20× lower than ssh-per-poll", f"×{_f(lat_x)}", lat_x is not None and lat_x >= 20),
+        ("(a) client CPU ≥ 50× less than ssh-per-poll", f"×{_f(cpu_x)}", cpu_x is not None and cpu_x >= 50),
+        ("(a) latency within 2× of round trip + commands' own time", f"{_f(near, 2)}×",
+         near is not None and near <= 2),
+        ("(a) box CPU < 0.4% of a core at 2 s, every probe every tick",
+         f"{_f(gbox / 20 if gbox is not None else None, 2)}%", gbox is not None and gbox / 20 < 0.4),
+    ]
+    if cad and "error" not in cad:
+        targets.append(("(a) box CPU < 0.4% of a core, default cadences (GPU 2 s)",
+                        f"{_f(cad.get('box_cpu_pct'), 2)}%", cad.get("box_cpu_pct", 99) < 0.4))
+    targets.append(("(a) box CPU ≥ 25× below ssh-per-poll and gpustat-web",
+                    f"×{_f(box_x)} / ×{_f(boxw_x)}", bool(box_x and boxw_x and min(box_x, boxw_x) >= 25)))
+    return lines
+
+
+def section_b(b: dict, targets: list) -> list[str]:
+    if not b:
+        return []
+    rows = []
+    for key, r in b.items():
+        if "error" in r:
+            rows.append([key, "error: " + r["error"][-200:].replace("\n", " ").replace("|", "/"), "", "", "", "", "", ""])
+            continue
+        rows.append([key, _f(r.get("client_cpu_pct"), 1, "%"), _f(r.get("rss_mb"), 0),
+                     _f(r.get("share_on_time", 0) * 100, 1, "%"), _f(r.get("generator_cpu_pct"), 1, "%"),
+                     f"{_f(r.get('gpu_round_ms_median'))} / {_f(r.get('gpu_round_ms_p99'))}",
+                     f"{_f(r.get('warmup_s'), 0)} s", "yes" if r.get("ui") else "no"])
+        hosts, iv = r.get("hosts"), r.get("interval_s")
+        if hosts == 500 and iv == 2.0:
+            targets.append(("(b) 500 hosts at 2 s under 25% of a core", _f(r.get("client_cpu_pct"), 1, "%"),
+                            r.get("client_cpu_pct", 999) < 25))
+        if hosts == 1000 and iv == 1.0:
+            ok = (r.get("client_cpu_pct", 999) < 100 and r.get("rss_mb", 9999) < 300
+                  and r.get("share_on_time", 0) >= 0.99)
+            targets.append(("(b) 1,000 hosts at 1 s: < 1 core, < 300 MB, ≥ 99% on time",
+                            f"{_f(r.get('client_cpu_pct'), 1, '%')}, {_f(r.get('rss_mb'), 0)} MB, "
+                            f"{_f(r.get('share_on_time', 0) * 100, 1, '%')}", ok))
+    lines = ["### (b) Scale: the real Fleet (+ the TUI, headless) against the load generator", ""]
+    lines += _table(["hosts @ GPU cadence", "gpudash CPU (% core)", "RSS MB", "GPU samples on time",
+                     "generator CPU (% core)", "GPU round ms median / p99", "warm-up", "UI"], rows)
+    return lines
+
+
+def section_c(c: dict, targets: list) -> list[str]:
+    if not c:
+        return []
+    if "error" in c:
+        return ["### (c) Log tail", "", "error: " + c["error"][-500:]]
+    rows = []
+    for p in c.get("phases", []):
+        rows.append([f"{p['rate_lines_s']:,.0f} lines/s", _f(p["appended_bytes_per_tick"] / 1024, 1),
+                     _f(p["moved_bytes_per_tick"] / 1024, 1), _f(p["ssh_bytes_in_per_tick"] / 1024, 1),
+                     _f(p["moved_over_appended"], 3), _f(p["skipped_bytes_per_tick"] / 1024, 0),
+                     _f(p.get("tick_gap_s_median"), 2), _f(p.get("client_cpu_pct"), 1, "%")])
+    lines = ["### (c) Log tail under a writer (separate process), over the real sshd", ""]
+    lines += _table(["writer", "appended KiB/tick", "moved KiB/tick (step output)", "SSH KiB in/tick",
+                     "moved / appended", "skipped KiB/tick", "tick gap s", "client CPU"], rows)
+    lines += ["", f"Checks: byte accounting exact (offset = read + reported skipped = file size): "
+              f"{_f(c.get('accounting_exact'))}; lines torn: {c.get('torn_lines')}; shown twice or out of order: "
+              f"{c.get('duplicate_or_reordered')}; sequence gaps {c.get('sequence_gaps')} ≤ skip events "
+              f"{c.get('skip_events')}: {_f(c.get('gaps_all_explained_by_skips'))}; last line shown = last written: "
+              f"{c.get('last_line_shown') == (c.get('lines_written') or 0) - 1}; display lines ≤ "
+              f"{c.get('display_lines_max')}; RSS growth {_f(c.get('rss_mb_growth'))} MB; largest tick "
+              f"{_f((c.get('tick_moved_max') or 0) / 1024)} KiB."]
+    calm = next((p for p in c.get("phases", []) if p["skipped_bytes_per_tick"] == 0), None)
+    ok = bool(c.get("accounting_exact")) and c.get("torn_lines") == 0 and c.get("duplicate_or_reordered") == 0
+    targets.append(("(c) only appended bytes move; skips exact; nothing torn or twice",
+                    f"calm ×{_f(calm['moved_over_appended'], 3) if calm else '–'}", ok and calm is not None
+                    and calm["moved_over_appended"] < 1.05))
+    targets.append(("(c) memory bounded under the flood", f"+{_f(c.get('rss_mb_growth'))} MB RSS",
+                    (c.get("rss_mb_growth") or 99) < 20))
+    return lines
+
+
+def section_d(d: dict, targets: list) -> list[str]:
+    if not d:
+        return []
+    h, ff = d.get("help", {}), d.get("first_frame", {})
+    rows = [[k, _f(v["median_s"] * 1e3, 0), _f(v["over_python_s"] * 1e3, 0)]
+            for k, v in h.items() if isinstance(v, dict)]
+    lines = ["### (d) Start-up", ""]
+    lines += _table(["command", "wall ms (median)", "over `python -c pass` ms"], rows)
+    lines += ["", f"Heavy modules imported by `--help`: {', '.join(h.get('heavy_modules_imported_by_help') or []) or 'none'}.",
+              "", f"First frame of `gpudash demo` in a tmux pane: {_f((ff.get('gpudash_demo_s') or 0) * 1e3, 0)} ms "
+              f"(baseline `python -c print` in the same pane: {_f((ff.get('baseline_print_s') or 0) * 1e3, 0)} ms); "
+              f"headless, first compositor update from spawn: "
+              f"{_f((ff.get('headless', {}).get('median_s') or 0) * 1e3, 0)} ms."]
+    helpt = (h.get("gpudash --help") or h.get("python -m gpudash --help") or {}).get("median_s")
+    targets.append(("(d) `gpudash --help` < 0.3 s", f"{_f((helpt or 0) * 1e3, 0)} ms", helpt is not None and helpt < 0.3))
+    fft = ff.get("gpudash_demo_s") or ff.get("median_s")
+    targets.append(("(d) first frame < 1.5 s", f"{_f((fft or 0) * 1e3, 0)} ms", fft is not None and fft < 1.5))
+    return lines
+
+
+def section_e(e: dict, targets: list) -> list[str]:
+    if not e:
+        return []
+    if "error" in e:
+        return ["### (e) UI", "", "error: " + e["error"][-500:]]
+    rows = []
+    for phase in ("live", "idle"):
+        for key, label in (("down", "`j`/`k` (move selection)"), ("enter_open_host", "`enter` (open host)"),
+                           ("escape_back", "`escape` (back)")):
+            r = e.get(phase, {}).get(key, {})
+            rows.append([f"{phase}: {label}", _f(r.get("median_ms")), _f(r.get("p95_ms")), r.get("lost", "–")])
+    f = e.get("idle_frame", {})
+    rows.append(["idle frame: `refresh()` → update", _f(f.get("median_ms")), _f(f.get("p95_ms")), 0])
+    lines = [f"### (e) Key → screen, {e.get('hosts')} live hosts (headless 160×50, Pilot)", ""]
+    lines += _table(["", "median ms", "p95 ms", "lost"], rows)
+    lines += ["", f"Live: {_f(e.get('live_views_per_s'), 0)} host views/s arriving, "
+              f"{_f(e.get('live_frames_per_s'), 1)} frames/s, the app process at {_f(e.get('live_cpu_pct'), 0)}% of a core."]
+    mv = e.get("live", {}).get("down", {}).get("median_ms")
+    op = e.get("live", {}).get("enter_open_host", {}).get("median_ms")
+    targets.append(("(e) key → screen < 100 ms with 50 hosts (move / open)", f"{_f(mv, 0)} / {_f(op, 0)} ms",
+                    mv is not None and op is not None and mv < 100 and op < 100))
+    return lines
+
+
+def render(results: dict) -> str:
+    m = results.get("machine", {})
+    s = results.get("sections", {})
+    targets: list = []
+    out = [f"gpudash benchmarks — {results.get('started', '?')} on {m.get('host')} "
+           f"({m.get('cpu')}, {m.get('cores')} cores, {m.get('mem_mb')} MB; Python {m.get('python')}, "
+           f"asyncssh {m.get('asyncssh')}, textual {m.get('textual')}; load average at start "
+           f"{', '.join(f'{x:.1f}' for x in m.get('loadavg_at_start', []))})"
+           + (" — QUICK run" if results.get("quick") else ""), ""]
+    for fn, key in ((section_a, "a"), (section_b, "b"), (section_c, "c"), (section_d, "d"), (section_e, "e")):
+        part = fn(s.get(key) or {}, targets)
+        if part:
+            out += part + [""]
+    if targets:
+        out += ["### Targets (issue 7)", ""]
+        out += _table(["target", "measured", "met"], [[t, m_, "yes" if ok else "**no**"] for t, m_, ok in targets])
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    path = sys.argv[1] if len(sys.argv) > 1 else "benchmarks/results/latest.json"
+    with open(path) as f:
+        print(render(json.load(f)))

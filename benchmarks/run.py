@@ -1,0 +1,131 @@
+"""gpudash benchmarks: ONE command, a table, and JSON.
+
+    python -m benchmarks.run [--quick] [--scale-full] [--only a,b,c,d,e]
+    python benchmarks/run.py …                                   (the same)
+
+Sections (issue 7): (a) one host's steady tick vs ssh-per-poll, gpustat-web style and the floor,
+against a real OpenSSH sshd on loopback whose box user has a slow ~/.bashrc; (b) scale against
+the load generator (a separate process); (c) log tail under a 50,000 lines/s writer; (d) start-up;
+(e) key press → screen with 50 live hosts. Results: ``benchmarks/results/<date>-<host>.json``
+and ``benchmarks/results/latest.json``. Never part of the test suite or ``.ci/run``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):  # `python benchmarks/run.py`
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    __package__ = "benchmarks"
+
+from benchmarks.common import RESULTS, machine, run_worker  # noqa: E402
+from benchmarks.report import render  # noqa: E402
+
+
+def section_a(quick: bool, sshd) -> dict:
+    from gpudash.demo import traces
+
+    box = sshd.box
+    log = box / "train.log"
+    log.write_text(traces.read("hf-trainer.log"))
+    os.chmod(log, 0o644)
+    info = {
+        "target": sshd.target, "known_hosts": str(sshd.known_hosts), "identity": str(sshd.identity),
+        "ssh_config": str(sshd.config), "alias": sshd.alias, "sshd_pid": sshd.pid,
+        "bin": str(sshd.bin), "log": str(log),
+    }
+    box_json = sshd.root / "box.json"
+    box_json.write_text(json.dumps(info))
+    n_fast = 30 if quick else 100
+    n_slow = 10 if quick else 30
+    plan = [
+        ("rtt", n_fast), ("floor_true", n_fast), ("own", n_slow), ("gpudash", n_fast),
+        ("gpustat_web", n_slow), ("ssh_per_poll", n_slow),
+    ]
+    out: dict = {"sshd": sshd.describe()}
+    for variant, n in plan:
+        print(f"  (a) {variant} × {n}", flush=True)
+        out[variant] = run_worker("tick", ["--variant", variant, "--box", str(box_json), "--n", str(n)])
+    print("  (a) gpu_stream", flush=True)
+    out["gpu_stream"] = run_worker("tick", ["--variant", "gpu_stream", "--box", str(box_json),
+                                            "--n", "10" if quick else "30", "--interval-ms", "500"])
+    secs = 12 if quick else 30
+    print(f"  (a) cadence {secs}s", flush=True)
+    out["cadence"] = run_worker("tick", ["--variant", "cadence", "--box", str(box_json),
+                                         "--seconds", str(secs)])
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="fewer ticks, shorter runs (~3 min)")
+    ap.add_argument("--scale-full", action="store_true",
+                    help="also 500 hosts at 2 s and 1,000 at 1 s (by hand: minutes, both cores)")
+    ap.add_argument("--only", default="a,b,c,d,e", help="sections to run, e.g. a,d")
+    ap.add_argument("--rc-ms", type=float, default=100.0, help="CPU the box user's ~/.bashrc burns")
+    ap.add_argument("--json", help="also write the results here")
+    a = ap.parse_args(argv)
+    only = set(a.only.split(","))
+    started = dt.datetime.now()
+    results: dict = {"started": started.isoformat(timespec="seconds"), "quick": a.quick,
+                     "scale_full": a.scale_full, "machine": machine(), "sections": {}}
+    sshd = None
+    try:
+        if only & {"a", "c"}:
+            from benchmarks.sshd import BenchSshd
+
+            print("starting sshd …", flush=True)
+            sshd = BenchSshd(rc_ms=a.rc_ms).start()
+        if "a" in only:
+            print("(a) steady tick, one host", flush=True)
+            results["sections"]["a"] = section_a(a.quick, sshd)
+        if "b" in only:
+            from benchmarks.scale import section_b
+
+            print("(b) scale", flush=True)
+            results["sections"]["b"] = section_b(a.quick, a.scale_full)
+        if "c" in only:
+            from benchmarks.logtail import section_c
+
+            print("(c) log tail flood", flush=True)
+            results["sections"]["c"] = section_c(a.quick, sshd)
+        if "d" in only:
+            from benchmarks.startup import section_d
+
+            print("(d) start-up", flush=True)
+            results["sections"]["d"] = section_d(a.quick)
+        if "e" in only:
+            from benchmarks.ui import section_e
+
+            print("(e) key → screen, 50 hosts", flush=True)
+            results["sections"]["e"] = section_e(a.quick)
+    finally:
+        if sshd is not None:
+            sshd.stop()
+    results["seconds"] = round(time.time() - started.timestamp(), 1)
+    results["loadavg_at_end"] = os.getloadavg()
+    table = render(results)
+    print()
+    print(table)
+    results["table"] = table
+    RESULTS.mkdir(exist_ok=True)
+    stamp = started.strftime("%Y%m%d-%H%M%S")
+    path = RESULTS / f"{stamp}-{results['machine']['host']}{'-quick' if a.quick else ''}.json"
+    text = json.dumps(results, indent=2, default=str)
+    path.write_text(text)
+    shutil.copyfile(path, RESULTS / "latest.json")
+    if a.json:
+        Path(a.json).write_text(text)
+    print(f"\nJSON: {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

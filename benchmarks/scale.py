@@ -1,0 +1,226 @@
+"""(b) Scale: the real Fleet of N hosts against the load generator (a separate process).
+
+    python -m benchmarks.scale --hosts N --interval S --seconds T --gen-dir DIR --gen-pid PID [--ui]
+
+gpudash runs as it does for a user: one :class:`gpudash.watch.fleet.Fleet`, one HostWatcher and
+one SshTransport per host (one connection each), every probe group on its cadence — GPU and log
+every ``interval`` seconds, disk 10 s, jobs 15 s, files 30 s — and with ``--ui`` the Textual app
+(headless, 160×50) rendering the overview from the fleet's views. After every host is connected
+(the warm-up), the window of ``--seconds`` is measured: this process's CPU (all of gpudash, UI
+included), RSS, the generator's CPU (read from /proc), and per host every GPU sample's arrival.
+
+"On time": a GPU sample arriving at most 1.5 × interval after the host's previous one. A longer
+gap counts as one late sample plus ``round(gap / interval) - 1`` missing ones; the share is
+on-time / (on-time + late + missing), over every host.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from pathlib import Path
+
+from benchmarks.common import median, pct, write_out
+from benchmarks.procstat import proc_cpu, rss_mb
+
+
+def build_fleet(n: int, interval: float, gen_dir: Path):
+    from gpudash.demo.scenarios import build
+    from gpudash.transport.ssh import SshTransport
+    from gpudash.watch.fleet import Fleet
+    from gpudash.watch.spec import Cadence, WatchSpec
+
+    port = int((gen_dir / "port").read_text())
+    scenarios = build(7)
+    cadence = Cadence(gpu=interval, log=interval)
+    specs, transports = [], {}
+    for i in range(n):
+        import zlib
+
+        name = f"h{i}"
+        sc = scenarios[zlib.crc32(name.encode()) % len(scenarios)]  # the generator's choice
+        specs.append(WatchSpec(
+            name=name, target=f"{name}@127.0.0.1:{port}", transport="ssh", log=sc.log_path,
+            tmux_session=sc.tmux_session, pgrep="train|eval|accelerate",
+            mounts=tuple(m[1] for m in sc.mounts), cadence=cadence,
+        ))
+        transports[name] = SshTransport(specs[-1].target, known_hosts=str(gen_dir / "known_hosts"),
+                                        client_keys=[str(gen_dir / "client_key")], config=[])
+    return Fleet(specs, transports=transports), transports
+
+
+class Arrivals:
+    """Per host: when each new GPU sample arrived (``gpu_at`` changed)."""
+
+    def __init__(self) -> None:
+        self.last: dict[str, float] = {}
+        self.times: dict[str, list[float]] = {}
+
+    def on_view(self, view) -> None:
+        at = view.snapshot.gpu_at
+        if at is not None and self.last.get(view.name) != at:
+            self.last[view.name] = at
+            self.times.setdefault(view.name, []).append(time.monotonic())
+
+
+def on_time(times: dict[str, list[float]], hosts: list[str], t0: float, t1: float, interval: float) -> dict:
+    ok = late = missing = 0
+    gaps = []
+    for h in hosts:
+        prev = t0
+        for t in [x for x in times.get(h, []) if t0 <= x <= t1] + [t1]:
+            gap = t - prev
+            if t != t1:
+                gaps.append(gap)
+            if gap <= 1.5 * interval:
+                ok += t != t1
+            else:
+                late += t != t1
+                missing += max(0, round(gap / interval) - 1)
+            prev = t
+    total = ok + late + missing
+    return {"on_time": ok, "late": late, "missing": missing,
+            "share_on_time": ok / total if total else 0.0,
+            "gap_ms_median": (median(gaps) or 0) * 1e3, "gap_ms_p99": (pct(gaps, 99) or 0) * 1e3}
+
+
+async def measure(a) -> dict:
+    gen_dir = Path(a.gen_dir)
+    fleet, transports = build_fleet(a.hosts, a.interval, gen_dir)
+    arrivals = Arrivals()
+    latencies: list[float] = []
+    window = {"on": False}
+    for t in transports.values():  # time every GPU round-trip (cheap wrapper, kept during warm-up too)
+        orig = t.run
+
+        async def timed(steps, *, deadline, _orig=orig):
+            s = time.perf_counter()
+            try:
+                return await _orig(steps, deadline=deadline)
+            finally:
+                if window["on"] and steps and steps[0].key == "gpu":
+                    latencies.append(time.perf_counter() - s)
+
+        t.run = timed
+    fleet.subscribe(arrivals.on_view, lambda ev: None)
+    hosts = fleet.host_names()
+    res: dict = {"hosts": a.hosts, "interval_s": a.interval, "ui": a.ui}
+
+    async def body() -> None:
+        c_start, t_start = time.process_time(), time.monotonic()
+        while time.monotonic() - t_start < a.warmup_max:
+            if len(arrivals.last) >= len(hosts):
+                break
+            await asyncio.sleep(0.2)
+        res["warmup_s"] = time.monotonic() - t_start
+        res["warmup_cpu_s"] = time.process_time() - c_start
+        res["connected_at_window"] = len(arrivals.last)
+        await asyncio.sleep(min(3.0, a.interval * 2))  # steady state: every loop has cycled
+        window["on"] = True
+        g0, c0, t0 = proc_cpu(a.gen_pid), time.process_time(), time.monotonic()
+        await asyncio.sleep(a.seconds)
+        g1, c1, t1 = proc_cpu(a.gen_pid), time.process_time(), time.monotonic()
+        window["on"] = False
+        el = t1 - t0
+        rss, hwm = rss_mb()
+        res.update({
+            "window_s": el,
+            "client_cpu_pct": (c1 - c0) / el * 100,
+            "generator_cpu_pct": (g1 - g0) / el * 100,
+            "rss_mb": rss, "rss_peak_mb": hwm,
+            "gpu_round_ms_median": (median(latencies) or 0) * 1e3,
+            "gpu_round_ms_p99": (pct(latencies, 99) or 0) * 1e3,
+            **on_time(arrivals.times, hosts, t0, t1, a.interval),
+        })
+        links = [fleet.watchers[h].link for h in hosts]
+        res["links_down_at_end"] = sum(1 for ln in links if not ln.ok)
+
+    if a.ui:
+        from gpudash.ui.app import GpudashApp
+
+        app = GpudashApp(fleet)
+        async with app.run_test(size=(160, 50)) as pilot:
+            await body()
+            res["ui_screen"] = type(app.screen).__name__
+            await pilot.press("q")
+    else:
+        task = asyncio.create_task(fleet.run())
+        try:
+            await body()
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    await fleet.close()
+    return res
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--hosts", type=int, required=True)
+    ap.add_argument("--interval", type=float, default=2.0)
+    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--warmup-max", type=float, default=120.0)
+    ap.add_argument("--gen-dir", required=True)
+    ap.add_argument("--gen-pid", type=int, required=True)
+    ap.add_argument("--ui", action="store_true")
+    ap.add_argument("--profile")
+    ap.add_argument("--out", required=True)
+    a = ap.parse_args(argv)
+    if a.profile:
+        import cProfile
+
+        prof = cProfile.Profile()
+        prof.enable()
+    try:
+        res = asyncio.run(measure(a))
+    finally:
+        if a.profile:
+            prof.disable()
+            prof.dump_stats(a.profile)
+    write_out(a.out, res)
+    return 0
+
+
+# ----------------------------------------------------------------------------- the section
+
+
+def section_b(quick: bool, full: bool) -> dict:
+    import subprocess
+    import sys
+    import tempfile
+
+    from benchmarks.common import ROOT, run_worker
+
+    runs = [(10, 2.0), (100, 2.0)]
+    if full:
+        runs += [(500, 2.0), (1000, 1.0)]
+    seconds = 10 if quick else 20
+    out: dict = {}
+    for hosts, interval in runs:
+        d = Path(tempfile.mkdtemp(prefix="gdbench-gen-"))
+        gen = subprocess.Popen([sys.executable, "-m", "benchmarks.loadgen", "--dir", str(d)],
+                               cwd=ROOT, stdout=subprocess.DEVNULL, stderr=open(d / "gen.log", "wb"))
+        try:
+            end = time.monotonic() + 30
+            while not (d / "port").exists():
+                if gen.poll() is not None or time.monotonic() > end:
+                    raise RuntimeError(f"load generator did not start: {(d / 'gen.log').read_text()[-2000:]}")
+                time.sleep(0.05)
+            key = f"{hosts}@{interval:g}s"
+            print(f"  (b) {key}", flush=True)
+            out[key] = run_worker("scale", [
+                "--hosts", str(hosts), "--interval", str(interval), "--seconds", str(seconds),
+                "--gen-dir", str(d), "--gen-pid", str(gen.pid), "--ui",
+            ], timeout=600)
+        finally:
+            gen.terminate()
+            try:
+                gen.wait(10)
+            except subprocess.TimeoutExpired:
+                gen.kill()
+    return out
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

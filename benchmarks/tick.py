@@ -1,0 +1,372 @@
+"""(a) One host's steady-state tick (GPU + disk + jobs + log tail), one variant per process.
+
+    python -m benchmarks.tick --variant V --box BOX.json --n N --out OUT.json
+
+Variants (all against the same real sshd on loopback, the same box user with the slow rc):
+- ``gpudash``      the HostWatcher over SshTransport, warm: one tick = the gpu, disk, jobs and log
+                   groups' rounds at once (each group one framed batch in a long-lived
+                   ``/bin/sh -s`` session), then ``refresh()`` (health, triage) — every probe on;
+- ``ssh_per_poll`` OpenSSH's ``ssh`` client, a new connection per tick, running the same probe
+                   steps joined into one command (``/bin/sh -c STEP; …``), as people script it;
+- ``gpustat_web``  asyncssh, one connection, a NEW exec channel per poll, GPU query only;
+- ``floor_true``   a bare ``true`` step on gpudash's warm session (framing + one fork: the floor);
+- ``rtt``          ``echo`` on a raw warm ``/bin/sh -s`` channel (no fork: the round trip alone);
+- ``own``          the same combined command run by ``/bin/sh`` right on the box, no SSH: the
+                   remote commands' own time and CPU;
+- ``gpu_stream``   gpudash's ``nvidia-smi … -lms`` stream step on the warm connection: per sample;
+- ``cadence``      the watcher's own loops at the default cadences for ``--seconds``: what a day
+                   in a tmux pane costs, per second.
+
+Measured per tick: wall latency; client CPU (``time.process_time`` of this process plus
+``RUSAGE_CHILDREN`` for the ``ssh`` client); box CPU (sshd's process tree, see
+:mod:`benchmarks.procstat`), read before and after the measured ticks and divided.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shlex
+import subprocess
+import sys
+import time
+
+from benchmarks.common import SshCounter, children_cpu, median, pct, write_out
+from benchmarks.procstat import reaped_tree_cpu, rss_mb
+
+GROUPS = ("gpu", "disk", "jobs", "log")
+COUNTER = SshCounter()
+
+
+class Box:
+    def __init__(self, path: str) -> None:
+        with open(path) as f:
+            d = json.load(f)
+        self.__dict__.update(d)
+
+    def cpu(self) -> float:
+        return reaped_tree_cpu(self.sshd_pid)
+
+    def idle(self, within: float = 5.0) -> None:
+        """Wait until sshd reaped every per-connection process (their CPU is then counted)."""
+        from benchmarks.procstat import tree
+
+        end = time.monotonic() + within
+        while time.monotonic() < end and len(tree(self.sshd_pid)) > 2:
+            time.sleep(0.02)
+
+
+def transport(box: Box):
+    import os
+
+    from gpudash.transport.ssh import SshTransport
+
+    t = SshTransport(box.target, known_hosts=box.known_hosts, client_keys=[box.identity], config=[])
+    algs = os.environ.get("GDBENCH_CIPHERS")
+    if algs:  # an experiment: which cipher the client prefers (see README, "where the time goes")
+        orig = t._connect_kwargs
+        t._connect_kwargs = lambda: {**orig(), "encryption_algs": algs.split(",")}
+    return t
+
+
+def watch_spec(box: Box, name: str = "box"):
+    from gpudash.watch.spec import WatchSpec
+
+    return WatchSpec(name=name, target=box.target, transport="ssh", log=box.log, pgrep="train",
+                     tmux_session="train", mounts=("/",))
+
+
+def combined_command(steps) -> str:
+    """The probe steps as one shell command line, the way an ssh-per-poll script runs them."""
+    return "; ".join(f"/bin/sh -c {shlex.quote(s.script)} </dev/null" for s in steps)
+
+
+async def _watcher(box: Box):
+    from gpudash.watch.host import HostWatcher
+
+    w = HostWatcher(watch_spec(box), transport(box))
+    for _ in range(3):  # connect, open the sessions, read the log up to its end
+        await _tick(w)
+    if not w.link.ok:
+        raise RuntimeError(f"gpudash could not reach the box: {w.link}")
+    return w
+
+
+async def _tick(w) -> None:
+    await asyncio.gather(*(w.round(g) for g in GROUPS))
+    w.refresh()
+
+
+def _summary(walls, cpu_client, cpu_box, n, **extra) -> dict:
+    return {
+        "n": n,
+        "latency_ms_median": median(walls) * 1e3 if walls else None,
+        "latency_ms_p95": pct(walls, 95) * 1e3 if walls else None,
+        "client_cpu_ms_per_tick": cpu_client / n * 1e3,
+        "box_cpu_ms_per_tick": None if cpu_box is None else cpu_box / n * 1e3,
+        **extra,
+    }
+
+
+async def v_gpudash(box: Box, n: int, pause: float) -> dict:
+    w = await _watcher(box)
+    steps = [s for g in GROUPS for s in w.steps_for(g)]
+    walls = []
+    k0 = COUNTER.snapshot()
+    b0, c0 = box.cpu(), time.process_time()
+    for _ in range(n):
+        t = time.perf_counter()
+        await _tick(w)
+        walls.append(time.perf_counter() - t)
+        await asyncio.sleep(pause)
+    c1, b1 = time.process_time(), box.cpu()
+    ok = w.link.ok and w.gpus and w.disks and w.log_started
+    view = w.view
+    await w.transport.close()
+    return _summary(walls, c1 - c0, b1 - b0, n, **COUNTER.per(k0, n), steps=[s.key for s in steps],
+                    ok=bool(ok), state=str(view.state) if view else None, rss_mb=rss_mb()[0])
+
+
+def v_ssh_per_poll(box: Box, n: int, pause: float, steps_cmd: str) -> dict:
+    walls = []
+    box.idle()
+    b0, c0, k0 = box.cpu(), time.process_time(), children_cpu()
+    bad = 0
+    for _ in range(n):
+        t = time.perf_counter()
+        r = subprocess.run(["ssh", "-F", box.ssh_config, box.alias, steps_cmd],
+                           capture_output=True, stdin=subprocess.DEVNULL, timeout=60)
+        walls.append(time.perf_counter() - t)
+        bad += r.returncode not in (0, 1) or b"NVIDIA H100" not in r.stdout
+        time.sleep(pause)
+    c1, k1 = time.process_time(), children_cpu()
+    box.idle()
+    b1 = box.cpu()
+    return _summary(walls, (c1 - c0) + (k1 - k0), b1 - b0, n, failed=bad,
+                    ssh_client_cpu_ms_per_tick=(k1 - k0) / n * 1e3, command_bytes=len(steps_cmd))
+
+
+async def v_gpustat_web(box: Box, n: int, pause: float) -> dict:
+    import asyncssh
+
+    from gpudash.probes.gpu import CORE_FIELDS
+
+    cmd = f"nvidia-smi --query-gpu={','.join(CORE_FIELDS)} --format=csv,noheader,nounits"
+    user, _, hp = box.target.partition("@")
+    host, _, port = hp.rpartition(":")
+    async with asyncssh.connect(host, port=int(port), username=user, known_hosts=box.known_hosts,
+                                client_keys=[box.identity], config=[]) as conn:
+        for _ in range(2):
+            await conn.run(cmd, encoding=None)
+        walls, bad = [], 0
+        k0 = COUNTER.snapshot()
+        b0, c0 = box.cpu(), time.process_time()
+        for _ in range(n):
+            t = time.perf_counter()
+            r = await conn.run(cmd, encoding=None)
+            walls.append(time.perf_counter() - t)
+            bad += b"H100" not in (r.stdout or b"")
+            await asyncio.sleep(pause)
+        c1 = time.process_time()
+        await asyncio.sleep(0.05)  # the channel's bash is reaped by sshd right after exit
+        b1 = box.cpu()
+    return _summary(walls, c1 - c0, b1 - b0, n, **COUNTER.per(k0, n), failed=bad, command=cmd)
+
+
+async def v_floor_true(box: Box, n: int, pause: float) -> dict:
+    from gpudash.transport.base import Step
+
+    t = transport(box)
+    step = Step("true", "true")
+    for _ in range(3):
+        await t.run([step], deadline=10)
+    walls = []
+    k0 = COUNTER.snapshot()
+    b0, c0 = box.cpu(), time.process_time()
+    for _ in range(n):
+        s = time.perf_counter()
+        r = await t.run([step], deadline=10)
+        walls.append(time.perf_counter() - s)
+        assert r["true"].exit_code == 0, r
+        await asyncio.sleep(pause)
+    c1, b1 = time.process_time(), box.cpu()
+    await t.close()
+    return _summary(walls, c1 - c0, b1 - b0, n, **COUNTER.per(k0, n))
+
+
+async def v_rtt(box: Box, n: int, pause: float) -> dict:
+    import asyncssh
+
+    user, _, hp = box.target.partition("@")
+    host, _, port = hp.rpartition(":")
+    async with asyncssh.connect(host, port=int(port), username=user, known_hosts=box.known_hosts,
+                                client_keys=[box.identity], config=[]) as conn:
+        proc = await conn.create_process("exec /bin/sh -s", encoding=None)
+
+        async def ping(i: int) -> None:
+            want = f"pong{i}\n".encode()
+            proc.stdin.write(f"echo pong{i}\n".encode())
+            buf = b""
+            while not buf.endswith(want):
+                buf += await proc.stdout.read(4096)
+
+        for i in range(5):
+            await ping(i)
+        walls = []
+        k0 = COUNTER.snapshot()
+        b0, c0 = box.cpu(), time.process_time()
+        for i in range(n):
+            s = time.perf_counter()
+            await ping(i)
+            walls.append(time.perf_counter() - s)
+            await asyncio.sleep(pause)
+        c1, b1 = time.process_time(), box.cpu()
+        proc.stdin.write_eof()
+        proc.close()
+    return _summary(walls, c1 - c0, b1 - b0, n, **COUNTER.per(k0, n))
+
+
+def v_own(box: Box, n: int, pause: float, steps_cmd: str) -> dict:
+    import os
+
+    env = {**os.environ, "PATH": f"{box.bin}:/usr/local/bin:/usr/bin:/bin", "LC_ALL": "C"}
+    walls = []
+    k0 = children_cpu()
+    for _ in range(n):
+        t = time.perf_counter()
+        subprocess.run(["/bin/sh", "-c", steps_cmd], capture_output=True, stdin=subprocess.DEVNULL,
+                       env=env, timeout=60)
+        walls.append(time.perf_counter() - t)
+        time.sleep(pause)
+    k1 = children_cpu()
+    return _summary(walls, 0.0, k1 - k0, n, note="box CPU here = the commands' own CPU, no sshd, no shell rc")
+
+
+async def v_gpu_stream(box: Box, n: int, interval_ms: int) -> dict:
+    from gpudash.probes.gpu import gpu_stream_step, parse_gpu_line
+
+    t = transport(box)
+    await t.run([__import__("gpudash.transport.base", fromlist=["Step"]).Step("true", "true")], deadline=10)
+    step = gpu_stream_step(interval_ms)
+    gaps, got = [], 0
+    b0 = c0 = None
+    last = None
+    async for line in t.stream(step, sample_timeout=interval_ms / 1000 * 5 + 5, lifetime=3600):
+        now = time.perf_counter()
+        parse_gpu_line(line)
+        got += 1
+        if got == 3:  # the stream is up: start measuring
+            b0, c0, k0 = box.cpu(), time.process_time(), COUNTER.snapshot()
+        elif got > 3:
+            gaps.append(now - last)
+        last = now
+        if got >= n + 3:
+            break
+    c1, b1 = time.process_time(), box.cpu()
+    await t.close()
+    k = got - 3
+    return {"n": k, "interval_ms": interval_ms, "gap_ms_median": median(gaps) * 1e3 if gaps else None,
+            "client_cpu_ms_per_sample": (c1 - c0) / k * 1e3, "box_cpu_ms_per_sample": (b1 - b0) / k * 1e3,
+            **COUNTER.per(k0, k)}
+
+
+async def v_steps(box: Box, n: int) -> dict:
+    """Where the box CPU of a tick goes: each step alone in the warm session, ``n`` times."""
+    from gpudash.transport.base import Step
+
+    w = await _watcher(box)
+    steps = [Step("true", "true")] + [s for g in GROUPS for s in w.steps_for(g)]
+    out = {}
+    for step in steps:
+        b0 = box.cpu()
+        t0 = time.perf_counter()
+        for _ in range(n):
+            await w.transport.run([step], deadline=10)
+        el = time.perf_counter() - t0
+        out[step.key] = {"box_cpu_ms": (box.cpu() - b0) / n * 1e3, "wall_ms": el / n * 1e3}
+    await w.transport.close()
+    return {"n": n, "per_step": out}
+
+
+async def v_cadence(box: Box, seconds: float) -> dict:
+    w = await _watcher(box)
+    task = asyncio.create_task(w.run())
+    await asyncio.sleep(3)  # every loop has started; the first rounds are done
+    b0, c0, t0 = box.cpu(), time.process_time(), time.perf_counter()
+    await asyncio.sleep(seconds)
+    c1, b1, t1 = time.process_time(), box.cpu(), time.perf_counter()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    await w.transport.close()
+    el = t1 - t0
+    c = w.spec.cadence
+    return {"seconds": el, "cadence": {"gpu": c.gpu, "log": c.log, "disk": c.disk, "jobs": c.jobs,
+                                       "files": c.files},
+            "client_cpu_pct": (c1 - c0) / el * 100, "box_cpu_pct": (b1 - b0) / el * 100,
+            "rss_mb": rss_mb()[0]}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--variant", required=True)
+    ap.add_argument("--box", required=True)
+    ap.add_argument("--n", type=int, default=30)
+    ap.add_argument("--pause", type=float, default=0.05)
+    ap.add_argument("--seconds", type=float, default=20)
+    ap.add_argument("--interval-ms", type=int, default=500)
+    ap.add_argument("--profile", help="write cProfile stats of the whole run here (for finding hot spots)")
+    ap.add_argument("--out", required=True)
+    a = ap.parse_args(argv)
+    if a.profile:
+        import cProfile
+
+        prof = cProfile.Profile()
+        prof.enable()
+        try:
+            return _main(a)
+        finally:
+            prof.disable()
+            prof.dump_stats(a.profile)
+    return _main(a)
+
+
+def _main(a) -> int:
+    COUNTER.install()
+    box = Box(a.box)
+    v = a.variant
+    if v in ("ssh_per_poll", "own"):
+        steps_cmd = asyncio.run(_steps_command(box))
+        res = (v_ssh_per_poll if v == "ssh_per_poll" else v_own)(box, a.n, a.pause, steps_cmd)
+    elif v == "gpudash":
+        res = asyncio.run(v_gpudash(box, a.n, a.pause))
+    elif v == "gpustat_web":
+        res = asyncio.run(v_gpustat_web(box, a.n, a.pause))
+    elif v == "floor_true":
+        res = asyncio.run(v_floor_true(box, a.n, a.pause))
+    elif v == "rtt":
+        res = asyncio.run(v_rtt(box, a.n, a.pause))
+    elif v == "gpu_stream":
+        res = asyncio.run(v_gpu_stream(box, a.n, a.interval_ms))
+    elif v == "steps":
+        res = asyncio.run(v_steps(box, a.n))
+    elif v == "cadence":
+        res = asyncio.run(v_cadence(box, a.seconds))
+    else:
+        print(f"unknown variant {v}", file=sys.stderr)
+        return 2
+    res["variant"] = v
+    write_out(a.out, res)
+    return 0
+
+
+async def _steps_command(box: Box) -> str:
+    """The same steps gpudash runs in a steady tick (the log read from its current end)."""
+    w = await _watcher(box)
+    steps = [s for g in GROUPS for s in w.steps_for(g)]
+    await w.transport.close()
+    return combined_command(steps)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
