@@ -139,3 +139,6 @@ class SimBox:
             out += f"d\t4096\t{mtime:.1f}\tcheckpoint-{(n + 1) * 500}\0".encode()
             out += f"f\t{sc.checkpoint_bytes}\t{mtime:.1f}\tcheckpoint-{(n + 1) * 500}/model.safetensors\0".encode()
         return out
+
+    # `nvidia-smi -lms` prints the same line per interval as the one-shot query
+    _gpu_stream = _gpu

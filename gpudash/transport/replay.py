@@ -60,13 +60,19 @@ class ReplayTransport(Transport):
         self, step: Step, *, sample_timeout: float, lifetime: float
     ) -> AsyncIterator[bytes]:
         """One answer per interval, like `nvidia-smi -lms`."""
-        interval = float(step.params.get("interval_s", 1.0))
+        interval = float(step.params.get("interval_ms", 1000)) / 1000.0
         end = self.clock() + lifetime
+        last_line = self.clock()
         while self.clock() < end:
             now = self.clock()
             err = self.box.link_error(now)
             if err is not None:
                 raise TransportError(err[0], err[1])
-            for line in self.box.answer(step, now).stdout.splitlines():
+            lines = self.box.answer(step, now).stdout.splitlines()
+            if lines:
+                last_line = now
+            elif now - last_line > sample_timeout:
+                raise TransportError(Reason.TIMEOUT, "the stream went silent")
+            for line in lines:
                 yield line[: step.max_bytes]
             await asyncio.sleep(min(interval, sample_timeout))

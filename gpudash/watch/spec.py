@@ -50,6 +50,7 @@ class WatchSpec:
     script: str | None = None
     notes: str = ""
     discover: bool = False  # zero-config: find the run's processes and log ourselves
+    gpu_stream: bool = True  # GPU samples from one long-lived `nvidia-smi -lms` (see HostWatcher)
     cadence: Cadence = field(default_factory=Cadence)
     thresholds: object | None = None  # gpudash.health Thresholds; None = defaults
     labels: dict = field(default_factory=dict, compare=False, hash=False)
