@@ -23,7 +23,12 @@ ALERT_LOG_NAME = "alerts.log"
 
 
 def state_dir() -> Path:
-    """The platform's user state dir for gpudash (``~/.local/state/gpudash`` on Linux)."""
+    """The platform's user state dir for gpudash (``~/.local/state/gpudash`` on Linux), or
+    ``$GPUDASH_STATE_DIR`` (a second, separate instance; the tests)."""
+    import os
+
+    if os.environ.get("GPUDASH_STATE_DIR"):
+        return Path(os.environ["GPUDASH_STATE_DIR"])
     import platformdirs  # lazy: only the commands that keep history pay for it
 
     return Path(platformdirs.user_state_dir("gpudash", appauthor=False))

@@ -135,10 +135,22 @@ def test_stop_refuses_a_wrong_name_and_records_nothing(idle_box, run_layout, tmp
     wrong = subprocess.run(args, cwd=REPO, env=env, input="gdbox2\n", capture_output=True,
                            text=True, timeout=180)
     assert wrong.returncode == 1 and "confirmation failed" in wrong.stdout
-    assert not flag.exists() and not (tmp_path / "state" / "teardown.jsonl").exists()
+    assert not flag.exists() and not _teardown_records(tmp_path / "state")
     right = subprocess.run(args, cwd=REPO, env=env, input=f"{RealSshd.alias}\n",
                            capture_output=True, text=True, timeout=180)
     assert right.returncode == 0, right.stdout + right.stderr
     assert flag.exists(), "the stop command ran on the box, over SSH"
-    [line] = (tmp_path / "state" / "teardown.jsonl").read_text().splitlines()
-    assert json.loads(line)["status"] == "done"
+    [record] = _teardown_records(tmp_path / "state")  # recorded in the history store
+    assert record["outcome"]["status"] == "done"
+
+
+def _teardown_records(state: Path) -> list[dict]:
+    from gpudash.store.store import Store
+
+    if not (state / "history.sqlite3").exists():
+        return []
+    store = Store.open(state / "history.sqlite3")
+    try:
+        return store.teardowns(RealSshd.alias)
+    finally:
+        store.close()

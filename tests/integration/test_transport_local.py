@@ -25,6 +25,11 @@ from tests.services.ssh_server import BIN, processes_with, wait_until_gone
 
 H100 = FIXTURES / "h100"
 QUERY = "nvidia-smi --query-gpu=index,uuid,name --format=csv,noheader,nounits"
+SERIES_QUERY = (
+    "nvidia-smi --query-gpu=index,uuid,name,utilization.gpu,utilization.memory,memory.total,"
+    "memory.used,temperature.gpu,power.draw,power.limit,clocks.sm,pstate,"
+    "clocks_event_reasons.active,ecc.errors.uncorrected.volatile.total --format=csv,noheader,nounits"
+)
 
 
 def printed_here(command: str) -> bytes:
@@ -166,7 +171,8 @@ async def test_stuck_batch_does_not_block_another(any_box):
 
 
 async def test_stream_yields_lines_and_ends_at_its_lifetime(any_box):
-    step = Step("gpu", QUERY + " -lms 100")
+    # the field list of the recorded series: the stand-in replays that real time series
+    step = Step("gpu", SERIES_QUERY + " -lms 100")
     lines = []
 
     async def consume():
