@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from gpudash.model import Reason
+from gpudash.sanitize import clean_field
 
 DEFAULT_STEP_BYTES = 1 << 20  # 1 MiB per step unless the step says otherwise
 
@@ -53,6 +54,9 @@ class TransportError(Exception):
     """The link failed (not the command): the host is UNKNOWN with this reason."""
 
     def __init__(self, reason: Reason, message: str = "") -> None:
+        # Link messages often quote the far side (an SSH server's disconnect reason, a channel
+        # refusal): remote text, sanitised like any other before it can reach a screen or JSON.
+        message = clean_field(message, max_len=1000) if message else message
         super().__init__(message or reason.value)
         self.reason = reason
         self.message = message or reason.advice

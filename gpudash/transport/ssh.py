@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gpudash.model import LinkStatus, Reason
+from gpudash.sanitize import clean_field
 from gpudash.transport.base import Step, StepResult, Transport, TransportError
 from gpudash.transport.session import (
     DEFAULT_CHANNELS,
@@ -196,6 +197,7 @@ class SshTransport(Transport):
         self._link = LinkStatus(ok=True, since=since, last_ok=now)
 
     def _link_failed(self, reason: Reason, message: str) -> TransportError:
+        message = clean_field(message, max_len=1000)  # it may quote the server (remote text)
         now = time.time()
         same = self._link.ok is False and self._link.reason is reason
         since = self._link.since if same and self._link.since else now
