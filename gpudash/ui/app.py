@@ -1,0 +1,308 @@
+"""The Textual app: a thin renderer of what the fleet sends.
+
+Data flow, one way only:
+
+    fleet callbacks ──post──▶ HostUpdated / AlertRaised ──handler──▶ pending views (newest wins)
+    flush timer (~5 Hz) ──▶ app.views ──▶ the ACTIVE screen's apply_views(changed)
+
+The fleet runs in an async worker; nothing here waits on the network. A slow or dead host only
+means its views stop changing. Views are coalesced per host, so a burst of rounds costs one
+render per frame; screens that are not shown are not rendered and catch up when shown again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from datetime import tzinfo
+from pathlib import Path
+
+from textual import on
+from textual.app import App
+from textual.binding import Binding
+from textual.css.query import NoMatches
+from textual.worker import Worker, WorkerState
+
+from gpudash.model import Event, State
+from gpudash.ui.commands import GpudashCommands
+from gpudash.ui.messages import AlertRaised, HostUpdated, OpenHost
+from gpudash.ui.screens.base import DashMixin
+from gpudash.ui.themes import DEFAULT_THEME, load_themes
+from gpudash.ui.viewinfo import triage_info
+from gpudash.ui.widgets.alerts_list import MAX_ALERTS, AlertItem
+from gpudash.ui.widgets.log_view import DEFAULT_MAX_LINES
+from gpudash.watch.view import FleetLike, HostView
+
+REFRESH_HZ = 5.0
+
+
+def config_option(config, name: str, default=None):
+    """Read a UI option from whatever config object we were given (dataclass, namespace, dict),
+    at the top level or under a `ui` section."""
+    if config is None:
+        return default
+    for src in (config, getattr(config, "ui", None) if not isinstance(config, dict) else config.get("ui")):
+        if src is None:
+            continue
+        value = src.get(name) if isinstance(src, dict) else getattr(src, name, None)
+        if value is not None:
+            return value
+    return default
+
+
+class GpudashApp(App[int]):
+    """`GpudashApp(fleet, config=None)`; `run()` returns the exit code (0 on `q`)."""
+
+    CSS_PATH = "gpudash.tcss"
+    TITLE = "gpudash"
+    COMMANDS = App.COMMANDS | {GpudashCommands}
+    ENABLE_COMMAND_PALETTE = True
+
+    BINDINGS = [
+        Binding("q", "quit_app", "Quit", id="quit"),
+        Binding("question_mark", "help", "Help", id="help"),
+        Binding("r", "probe_now", "Probe", id="probe_now"),
+        Binding("p", "pause", "Pause", id="pause"),
+        Binding("a", "acknowledge", "Ack", id="acknowledge"),
+        Binding("s", "split", "Split", id="split"),
+        Binding("t", "teardown", "Teardown", id="teardown"),
+    ]
+
+    def __init__(self, fleet: FleetLike, *, config=None, clock: Callable[[], float] | None = None,
+                 tz: tzinfo | None = None, refresh_hz: float | None = None,
+                 themes_dirs: list[Path] | None = None, teardown: Callable | None = None) -> None:
+        super().__init__()
+        self.fleet = fleet
+        self.teardown = teardown  # host -> Checklist (sync or async); None: the screen says so
+        self.config = config
+        self._clock = clock or time.time
+        self.tz = tz
+        self.refresh_hz = float(refresh_hz or config_option(config, "refresh_hz", REFRESH_HZ))
+        self.max_log_lines = int(config_option(config, "max_log_lines", DEFAULT_MAX_LINES))
+        self.bell_on_critical = bool(config_option(config, "bell", True))
+        self.host_order: list[str] = list(fleet.host_names())
+        self.views: dict[str, HostView] = {}
+        self._pending: dict[str, HostView] = {}
+        self.alerts: list[AlertItem] = []
+        self._alerts_dirty = False
+        self._triage_keys: dict[str, tuple | None] = {}
+        self.selected_host: str | None = self.host_order[0] if self.host_order else None
+        self.theme_errors = []
+        themes, self.theme_errors = load_themes(themes_dirs)
+        for theme in themes.values():
+            self.register_theme(theme)
+        wanted = config_option(config, "theme", DEFAULT_THEME)
+        self.theme = wanted if wanted in self.available_themes else DEFAULT_THEME \
+            if DEFAULT_THEME in self.available_themes else "textual-dark"
+        self.user_keymap: dict[str, str] = dict(config_option(config, "keymap", {}) or {})
+        if self.user_keymap:
+            self.set_keymap(self.user_keymap)
+
+    # ------------------------------------------------------------------ time
+
+    def now(self) -> float:
+        return self._clock()
+
+    # ------------------------------------------------------------------ start-up
+
+    def on_mount(self) -> None:
+        for host in self.host_order:
+            view = self.fleet.view(host)
+            if view is not None:
+                self.views[host] = view
+                self._note_triage(view, startup=True)
+        self.fleet.subscribe(self._on_fleet_view, self._on_fleet_event)
+        self.run_worker(self.fleet.run(), name="fleet", group="fleet", exit_on_error=False)
+        self.set_interval(1.0 / self.refresh_hz, self._flush_views, name="flush")
+        self.set_interval(1.0, self._tick, name="tick")
+        for err in self.theme_errors:
+            self.notify(str(err), title="theme skipped", severity="warning", markup=False)
+        from gpudash.ui.screens.overview import OverviewScreen
+
+        self.push_screen(OverviewScreen())
+
+    # Called by the fleet on the event loop thread: post, never touch widgets here.
+    def _on_fleet_view(self, view: HostView) -> None:
+        self.post_message(HostUpdated(view))
+
+    def _on_fleet_event(self, event: Event) -> None:
+        self.post_message(AlertRaised(event))
+
+    @on(HostUpdated)
+    def _host_updated(self, message: HostUpdated) -> None:
+        self._pending[message.view.name] = message.view  # newest wins
+
+    @on(AlertRaised)
+    def _alert_raised(self, message: AlertRaised) -> None:
+        ev = message.event
+        self.alerts.append(AlertItem(ev))
+        del self.alerts[:-MAX_ALERTS]
+        self._alerts_dirty = True
+        if ev.new is State.CRIT and ev.old is not State.CRIT and self.bell_on_critical:
+            self.bell()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """The one place worker failures surface: shown, never fatal to the UI."""
+        if event.state is WorkerState.ERROR:
+            err = event.worker.error
+            self.notify(f"{event.worker.name or 'worker'} failed: {type(err).__name__}: {err}",
+                        title="error", severity="error", markup=False, timeout=10)
+
+    # ------------------------------------------------------------------ rendering
+
+    def _flush_views(self) -> None:
+        changed: set[str] = set()
+        if self._pending:
+            pending, self._pending = self._pending, {}
+            for host, view in pending.items():
+                if host not in self.views and host not in self.host_order:
+                    self.host_order.append(host)
+                self.views[host] = view
+                changed.add(host)
+        screen = self._ready_screen()
+        try:
+            if changed and screen is not None:
+                screen.apply_views(changed)
+            if self._alerts_dirty and screen is not None:
+                self._alerts_dirty = False
+                screen.apply_alerts()
+        except NoMatches:  # the screen is being dismantled (popped, app closing)
+            pass
+        for host in changed:
+            self._note_triage(self.views[host])
+
+    def _tick(self) -> None:
+        screen = self._ready_screen()
+        try:
+            if screen is not None:
+                screen.tick()
+        except NoMatches:  # the screen is being dismantled (popped, app closing)
+            pass
+
+    def _ready_screen(self) -> DashMixin | None:
+        """The active screen if it is one of ours, composed, and not closing."""
+        if self._exit or not self.screen_stack:
+            return None
+        screen = self.screen
+        return screen if isinstance(screen, DashMixin) and screen.dash_ready else None
+
+    def _note_triage(self, view: HostView, startup: bool = False) -> None:
+        """Open the triage by itself when the selected host shows a NEW failure."""
+        info = triage_info(view)
+        key = info.key if info is not None and info.is_failure else None
+        had = view.name in self._triage_keys
+        prev = self._triage_keys.get(view.name)
+        self._triage_keys[view.name] = key
+        if startup or not had or key is None or key == prev:
+            return
+        if view.name == self.context_host():
+            self.show_triage(view.name)
+        else:
+            self.notify(f"{view.name}: new failure — {info.cls}. Open the host and press e.",
+                        title="triage", severity="error", markup=False, timeout=8)
+
+    # ------------------------------------------------------------------ navigation
+
+    def context_host(self) -> str | None:
+        screen = self.screen
+        host = screen.context_host() if isinstance(screen, DashMixin) else None
+        return host or self.selected_host
+
+    def open_host(self, host: str) -> None:
+        from gpudash.ui.screens.host import HostScreen
+
+        if host not in self.views:
+            self.notify(f"no data for {host} yet", markup=False, severity="warning")
+            return
+        self.selected_host = host
+        if isinstance(self.screen, HostScreen) and self.screen.host == host:
+            return
+        self._sync_overview_cursor(host)
+        self.push_screen(HostScreen(host))
+
+    def _sync_overview_cursor(self, host: str) -> None:
+        from gpudash.ui.screens.overview import OverviewScreen
+
+        for screen in self.screen_stack:
+            if isinstance(screen, OverviewScreen):
+                screen.select_host(host)
+
+    def show_triage(self, host: str) -> None:
+        from gpudash.ui.screens.triage import TriageScreen
+
+        if isinstance(self.screen, TriageScreen) and self.screen.host == host:
+            return
+        self.push_screen(TriageScreen(host))
+
+    # ------------------------------------------------------------------ actions
+
+    def action_quit_app(self) -> None:
+        self.exit(0)
+
+    def action_help(self) -> None:
+        from gpudash.ui.screens.help import HelpScreen
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def action_probe_now(self) -> None:
+        from gpudash.ui.screens.overview import OverviewScreen
+
+        host = None if isinstance(self.screen, OverviewScreen) else self.context_host()
+        self.fleet.probe_now(host)
+        self.notify(f"probing {host or 'all hosts'} now", markup=False, timeout=2)
+
+    def action_pause(self) -> None:
+        host = self.context_host()
+        view = self.views.get(host or "")
+        if view is None:
+            return
+        paused = not view.paused
+        self.fleet.set_paused(host, paused)
+        self._patch_view(host, paused=paused)
+        self.notify(f"{host}: {'paused' if paused else 'resumed'}", markup=False, timeout=2)
+
+    def action_acknowledge(self) -> None:
+        from gpudash.ui.screens.host import HostScreen
+
+        screen = self.screen
+        host = (screen.focused_alerts_host() if isinstance(screen, HostScreen) else None) \
+            or self.context_host()
+        if host is None:
+            return
+        self.fleet.acknowledge(host)
+        n = 0
+        for item in self.alerts:
+            if item.event.host == host and not item.acked:
+                item.acked = True
+                n += 1
+        self._alerts_dirty = True
+        self._patch_view(host, alerts_unacked=0)
+        self._flush_views()
+        self.notify(f"{host}: {n} alert{'s' if n != 1 else ''} acknowledged", markup=False, timeout=2)
+
+    def action_split(self) -> None:
+        from gpudash.ui.screens.split import SplitScreen
+
+        if isinstance(self.screen, SplitScreen):
+            self.pop_screen()
+            return
+        self.push_screen(SplitScreen(self.context_host()))
+
+    def action_teardown(self) -> None:
+        from gpudash.ui.screens.teardown import TeardownScreen
+
+        if not isinstance(self.screen, TeardownScreen):
+            self.push_screen(TeardownScreen(self.context_host()))
+
+    def _patch_view(self, host: str, **changes) -> None:
+        """A local, optimistic change (pause, ack) shown now; the fleet's next view confirms it."""
+        base = self._pending.get(host) or self.views.get(host)
+        if base is not None:
+            self._pending[host] = dataclasses.replace(base, **changes)
+            self._flush_views()
+
+    @on(OpenHost)
+    def _open_host(self, message: OpenHost) -> None:
+        self.open_host(message.host)

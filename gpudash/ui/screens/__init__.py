@@ -1,0 +1,1 @@
+"""Screens: overview, host detail, split, triage, help, teardown."""

@@ -1,0 +1,1 @@
+"""One widget per panel; each renders only what its `update_view` was handed."""

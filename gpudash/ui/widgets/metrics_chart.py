@@ -1,0 +1,121 @@
+"""Loss (and grad norm / learning rate when the log has them) against step, drawn by plotext.
+
+plotext writes ANSI-coloured text; we ask it for the colourless string and show it as a plain
+`Content` in the theme's colour — never through a markup or ANSI parser. Rendering is cached per
+(data, size) so an unchanged chart costs nothing per frame.
+"""
+
+from __future__ import annotations
+
+from textual.binding import Binding
+from textual.content import Content
+from textual.widget import Widget
+
+from gpudash.model import MetricPoint
+from gpudash.ui.text import MUTED, fit
+from gpudash.ui.widgets.panel import Panel
+
+SERIES = (("loss", "loss"), ("grad_norm", "grad norm"), ("lr", "learning rate"))
+
+
+def series_of(points: tuple[MetricPoint, ...], attr: str) -> tuple[list[float], list[float]]:
+    xs: list[float] = []
+    ys: list[float] = []
+    for i, p in enumerate(points):
+        y = getattr(p, attr)
+        if y is None or y != y or y in (float("inf"), float("-inf")):  # NaN/Inf cannot be drawn
+            continue
+        xs.append(float(p.step if p.step is not None else i + 1))
+        ys.append(float(y))
+    return xs, ys
+
+
+def render_plot(xs: list[float], ys: list[float], width: int, height: int, xlabel: str = "step") -> str:
+    """A colourless plotext chart as text; supports plotext 6 (figure API) and 5 (pyplot-like)."""
+    import plotext as plt
+
+    width, height = max(20, width), max(5, height)
+    if hasattr(plt, "clf"):  # plotext 5.x
+        plt.clf()
+        plt.plotsize(width, height)
+        plt.theme("clear")
+        plt.plot(xs, ys, marker="braille")
+        plt.xlabel(xlabel)
+        return plt.uncolorize(plt.build())
+    fig = plt.figure  # plotext 6.x
+    fig.clear()
+    fig.plot_size(width, height)
+    sig = fig.signal(xs, ys)
+    sig.lines()
+    fig.draw(sig)
+    return fig.build().string(colorless=True)
+
+
+class MetricsChart(Panel):
+    TITLE = "Metrics"
+
+    BINDINGS = [Binding("c", "cycle_series", "Chart series", id="chart_series")]
+
+    DEFAULT_CSS = """
+    MetricsChart { height: 14; }
+    """
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.series_index = 0
+        self._cache_key: tuple | None = None
+        self._cache: Content = Content("")
+
+    def available(self) -> list[tuple[str, str]]:
+        pts = self.view.snapshot.metrics if self.view is not None else ()
+        return [(a, label) for a, label in SERIES if any(getattr(p, a) is not None for p in pts)]
+
+    def action_cycle_series(self) -> None:
+        self.series_index += 1
+        self.refresh()
+
+    get_content_height = Widget.get_content_height  # measured by Textual (wrapping / fixed)
+
+    def render(self) -> Content:
+        width = max(20, self.content_region.width or self.size.width)
+        height = max(3, self.content_region.height or self.size.height)
+        if self.view is None:
+            return Content.styled("waiting for the log…", MUTED)
+        points = self.view.snapshot.metrics
+        avail = self.available()
+        if not avail:
+            return Content.styled("no loss/grad-norm/lr lines in the log yet", MUTED)
+        attr, label = avail[self.series_index % len(avail)]
+        xs, ys = series_of(points, attr)
+        last = points[-1]
+        head = Content.assemble(
+            (label, "bold $primary"), (" vs step", MUTED),
+            *(x for a, lab in avail for x in (("  ·  ", MUTED), (f"{lab} ", MUTED),
+                                               (_fmt(getattr(_last_with(points, a), a)), "bold"))),
+            ("  ·  step ", MUTED), (str(last.step) if last.step is not None else "n/a", "bold"),
+            (f"  (c: next series)" if len(avail) > 1 else "", MUTED),
+        )
+        key = (attr, len(points), points[-1], width, height)
+        if key != self._cache_key:
+            self._cache_key = key
+            if len(xs) < 2:
+                self._cache = Content.styled("(one point so far)", MUTED)
+            else:
+                text = render_plot(xs, ys, width, height - 1)
+                self._cache = Content.styled(text.rstrip("\n"), "$primary")
+        return fit(head, width) + Content("\n") + self._cache
+
+
+def _last_with(points, attr):
+    for p in reversed(points):
+        if getattr(p, attr) is not None:
+            return p
+    return points[-1]
+
+
+def _fmt(v: float | None) -> str:
+    if v is None:
+        return "n/a"
+    if v != 0 and (abs(v) < 1e-3 or abs(v) >= 1e5):
+        return f"{v:.3e}"
+    return f"{v:.4g}"
