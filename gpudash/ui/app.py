@@ -86,7 +86,7 @@ class GpudashApp(App[int]):
         self._pending: dict[str, HostView] = {}
         self.alerts: list[AlertItem] = []
         self._alerts_dirty = False
-        self._triage_keys: dict[str, tuple | None] = {}
+        self._triage_keys: dict[str, str | None] = {}
         self.selected_host: str | None = self.host_order[0] if self.host_order else None
         self.theme_errors = []
         themes, self.theme_errors = load_themes(themes_dirs)
@@ -113,6 +113,10 @@ class GpudashApp(App[int]):
                 self.views[host] = view
                 self._note_triage(view, startup=True)
         self.fleet.subscribe(self._on_fleet_view, self._on_fleet_event)
+        # Alerts that fired before the first frame (a restored journal, a warm fleet) are listed
+        # too, quietly: no bell for the past.
+        for event in list(getattr(self.fleet, "journal", ()))[-200:]:
+            self.post_message(AlertRaised(event, past=True))
         self.run_worker(self.fleet.run(), name="fleet", group="fleet", exit_on_error=False)
         self.set_interval(1.0 / self.refresh_hz, self._flush_views, name="flush")
         self.set_interval(1.0, self._tick, name="tick")
@@ -139,7 +143,8 @@ class GpudashApp(App[int]):
         self.alerts.append(AlertItem(ev))
         del self.alerts[:-MAX_ALERTS]
         self._alerts_dirty = True
-        if ev.new is State.CRIT and ev.old is not State.CRIT and self.bell_on_critical:
+        if (ev.new is State.CRIT and ev.old is not State.CRIT and self.bell_on_critical
+                and not message.past):
             self.bell()
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
@@ -199,8 +204,8 @@ class GpudashApp(App[int]):
         if view.name == self.context_host():
             self.show_triage(view.name)
         else:
-            self.notify(f"{view.name}: new failure — {info.cls}. Open the host and press e.",
-                        title="triage", severity="error", markup=False, timeout=8)
+            self.notify(f"{view.name}: {info.cls}", title="new failure", severity="error",
+                        markup=False, timeout=6)
 
     # ------------------------------------------------------------------ navigation
 
@@ -264,11 +269,7 @@ class GpudashApp(App[int]):
         self.notify(f"{host}: {'paused' if paused else 'resumed'}", markup=False, timeout=2)
 
     def action_acknowledge(self) -> None:
-        from gpudash.ui.screens.host import HostScreen
-
-        screen = self.screen
-        host = (screen.focused_alerts_host() if isinstance(screen, HostScreen) else None) \
-            or self.context_host()
+        host = self._focused_alert_host() or self.context_host()
         if host is None:
             return
         self.fleet.acknowledge(host)
@@ -281,6 +282,17 @@ class GpudashApp(App[int]):
         self._patch_view(host, alerts_unacked=0)
         self._flush_views()
         self.notify(f"{host}: {n} alert{'s' if n != 1 else ''} acknowledged", markup=False, timeout=2)
+
+    def _focused_alert_host(self) -> str | None:
+        """When an alerts table has focus, `a` acknowledges the highlighted alert's host."""
+        from gpudash.ui.widgets.alerts_list import AlertsPanel
+
+        node = self.focused
+        while node is not None:
+            if isinstance(node, AlertsPanel):
+                return node.selected_host()
+            node = node.parent
+        return None
 
     def action_split(self) -> None:
         from gpudash.ui.screens.split import SplitScreen

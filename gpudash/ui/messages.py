@@ -26,9 +26,10 @@ class HostUpdated(Message):
 class AlertRaised(Message):
     """A state change worth telling the user about."""
 
-    def __init__(self, event: Event) -> None:
+    def __init__(self, event: Event, *, past: bool = False) -> None:
         super().__init__()
         self.event = event
+        self.past = past  # fired before this app started: listed, but no bell
 
 
 class OpenHost(Message):

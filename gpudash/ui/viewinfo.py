@@ -38,10 +38,10 @@ class TriageInfo:
         return self.cls not in NOT_FAILURES
 
     @property
-    def key(self) -> tuple:
-        """Identity of one failure: the same class at the same evidence is not "new"."""
-        first = self.evidence[0].line_no if self.evidence else None
-        return (self.cls, first, self.summary)
+    def key(self) -> str:
+        """Identity of one failure for "is it new?": its class. Re-classifying a growing log
+        moves the evidence and rewrites the summary; that is the same failure, not a new one."""
+        return self.cls
 
 
 def triage_info(view: HostView | None) -> TriageInfo | None:

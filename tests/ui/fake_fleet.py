@@ -364,6 +364,13 @@ class FakeFleet:
         """For looking at it live: replay the H100 series on h100-train and grow its log."""
         util, mem = series()
         lines = log_lines("hf-trainer.log")
+        t = self.clock()
+        self.push_event(Event(t - 600, "eval-box", "disk.inodes:/mnt/small", State.WARN, State.CRIT,
+                              "inodes 100% used on /mnt/small (bytes 2%)", "disk_full"))
+        self.push_event(Event(t - 900, "oom-box", "job", State.OK, State.CRIT,
+                              "the run failed: CUDA out of memory", "cuda_oom"))
+        self.push_event(Event(t - 1680, "gone-box", "link", State.OK, State.UNKNOWN,
+                              "cannot reach the box (connect timeout)", None))
         i = 0
         while True:
             await asyncio.sleep(0.5)
@@ -379,10 +386,15 @@ class FakeFleet:
                                        log_lines=new_lines, taken_at=now,
                                        link=LinkStatus(ok=True, last_ok=now),
                                        progress=Progress(current=min(64, 31 + i // 4), total=64, eta_s=23))
+            if i >= 40:  # the run dies: a new failure of (usually) the selected host
+                v = dataclasses.replace(v, triage=OOM_TRIAGE, state=State.CRIT, job_summary="process gone")
             self.push(dataclasses.replace(v, snapshot=snap))
+            if i == 40:
+                self.push_event(Event(now, "h100-train", "job", State.OK, State.CRIT,
+                                      "the run failed: CUDA out of memory", "cuda_oom"))
             if i == 20:
-                self.push_event(Event(now, "eval-box", "disk.inodes:/mnt/small", State.WARN, State.CRIT,
-                                      "inodes 100% used on /mnt/small", "disk_full"))
+                self.push_event(Event(now, "h100-train", "gpu.util:0", State.OK, State.WARN,
+                                      "GPU0 util under 20% over 60s while the log advances", None))
 
 
 def main() -> int:

@@ -162,7 +162,8 @@ async def test_failure_of_another_host_notifies_without_taking_the_screen(fleet)
         fleet.push(dataclasses.replace(view_inodes(), triage=OOM_TRIAGE))  # eval-box: disk_full -> cuda_oom
         await settle(pilot)
         assert isinstance(app.screen, OverviewScreen)
-        assert any("eval-box: new failure" in str(n.message) for n in app._notifications)
+        assert any(str(n.message) == "eval-box: cuda_oom" and n.title == "new failure"
+                   for n in app._notifications)
 
 
 async def test_alert_appears_in_alerts_list_and_critical_rings_the_bell(fleet):

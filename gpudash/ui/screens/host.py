@@ -7,7 +7,6 @@ from textual.binding import Binding
 from textual.widgets import Footer
 
 from gpudash.ui.screens.base import DashScreen
-from gpudash.ui.widgets.alerts_list import AlertsPanel
 from gpudash.ui.widgets.host_detail import WIDE_AT, HostDetail, HostHeader, HostScroll
 
 
@@ -57,15 +56,6 @@ class HostScreen(DashScreen):
 
     def context_host(self) -> str | None:
         return self.host
-
-    def focused_alerts_host(self) -> str | None:
-        """When the alerts table has focus, `a` acknowledges the highlighted alert's host."""
-        node = self.focused
-        while node is not None and node is not self:
-            if isinstance(node, AlertsPanel):
-                return node.selected_host()
-            node = node.parent
-        return None
 
     def apply_views(self, changed: set[str]) -> None:
         if self.host in changed and self.host in self.app.views:

@@ -14,9 +14,11 @@ from gpudash.model import State
 from gpudash.ui.messages import OpenHost
 from gpudash.ui.screens.base import DashScreen
 from gpudash.ui.text import MUTED, STATE_STYLE, fit, hhmm, plain
+from gpudash.ui.widgets.alerts_list import AlertsPanel
 from gpudash.ui.widgets.host_card import HostCard
 
 CARD_MIN_WIDTH = 80
+TALL_AT = 36  # from this height the fleet's alerts list replaces the one-line strip
 
 
 class FleetBar(Static):
@@ -46,6 +48,7 @@ class OverviewScreen(DashScreen):
         with VerticalScroll(id="cards-scroll"):
             yield Grid(id="cards")
         yield Static(Content(""), id="alert-strip")
+        yield AlertsPanel(id="fleet-alerts", tz=self.app.tz)
         yield Input(placeholder="filter hosts by name (esc: clear)", id="host-filter")
         yield Footer(compact=True, show_command_palette=False)
 
@@ -84,6 +87,7 @@ class OverviewScreen(DashScreen):
         self._update_bar()
 
     def apply_alerts(self) -> None:
+        self.query_one(AlertsPanel).update_alerts(self.app.alerts)
         strip = self.query_one("#alert-strip", Static)
         pending = [i for i in self.app.alerts if not i.acked]
         if not pending:
@@ -119,6 +123,7 @@ class OverviewScreen(DashScreen):
     # ------------------------------------------------------------------ layout
 
     def on_resize(self) -> None:
+        self.set_class(self.size.height >= TALL_AT, "-tall")
         cols = max(1, self.size.width // CARD_MIN_WIDTH)
         if cols != self.columns:
             self.columns = cols

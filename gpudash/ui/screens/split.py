@@ -28,6 +28,7 @@ class HostColumn(VerticalScroll):
     def __init__(self, host: str, *, tz) -> None:
         super().__init__(classes="split-column")
         self.host = host
+        self.border_title = host
         self.tz = tz
 
     def compose(self) -> ComposeResult:

@@ -49,7 +49,7 @@ class AlertsPanel(Vertical):
 
     def compose(self) -> ComposeResult:
         table = AlertsTable(cursor_type="row", id="alerts-table")
-        table.add_columns("time", "sev", "host", "message", "ack")
+        table.add_columns("time", "sev", "ack", "host", "message")  # message last: it is the long one
         yield table
 
     def selected_host(self) -> str | None:
@@ -71,7 +71,7 @@ class AlertsPanel(Vertical):
         cursor = table.cursor_row
         table.clear()
         if not shown:
-            table.add_row(rtext("—", MUTED), rtext(""), rtext(""), rtext("no alerts", MUTED), rtext(""))
+            table.add_row(rtext("—", MUTED), rtext(""), rtext(""), rtext(""), rtext("no alerts", MUTED))
             return
         for item in shown:
             ev = item.event
@@ -82,9 +82,9 @@ class AlertsPanel(Vertical):
             table.add_row(
                 rtext(hhmmss(ev.at, self.tz), MUTED, remote=False),
                 rtext(ev.new.value if isinstance(ev.new, State) else str(ev.new), style, remote=False),
+                rtext("ack" if item.acked else "NEW", MUTED if item.acked else "bold $warning", remote=False),
                 rtext(ev.host, "bold", max_len=40),
                 rtext(msg, "" if not item.acked else MUTED, max_len=300),
-                rtext("ack" if item.acked else "NEW", MUTED if item.acked else "bold $warning", remote=False),
             )
         if 0 <= cursor < len(shown):
             table.move_cursor(row=cursor, animate=False)

@@ -31,7 +31,7 @@ class DiskGauges(Panel):
         if not disks and not v.snapshot.disk_errors:
             lines.append(Content.styled("no disk sample yet", MUTED))
         mount_w = min(24, max([len(safe(d.mount, max_len=24)) for d in disks] + [6]))
-        side_by_side = width >= 2 * 34 + mount_w
+        side_by_side = width >= 2 * 31 + 3 + mount_w  # two gauges of at least 5 cells
         for d in disks:
             b = self._gauge(v, d, "bytes", side_by_side, width, mount_w)
             i = self._gauge(v, d, "inodes", side_by_side, width, mount_w)
@@ -52,6 +52,7 @@ class DiskGauges(Panel):
         return [fit(line, width) for line in lines]
 
     def _gauge(self, v, d: DiskUsage, kind: str, side_by_side: bool, width: int, mount_w: int) -> Content:
+        """label, bar, pct, amount, time-to-full — padded to its half so both columns line up."""
         if kind == "bytes":
             pct, label = d.bytes_pct, "bytes "
             amount = f"{fmt_bytes(d.used_bytes)}/{fmt_bytes(d.size_bytes)}"
@@ -63,11 +64,10 @@ class DiskGauges(Panel):
         ttf = vi.time_to_full(v, d.mount, kind)
         tail = f" full in {fmt_duration(ttf)}" if ttf is not None else ""
         room = (width - mount_w - 3) // 2 if side_by_side else width - mount_w - 1
-        # fixed columns so the gauges of all mounts line up: label, bar, pct, amount (13), ttf (17)
-        bar_w = max(5, min(30, room - len(label) - 1 - 5 - 14 - 17))
-        amount = amount.ljust(13)
-        return Content.assemble(
+        fixed = len(label) + 1 + 1 + 4 + 1 + 13
+        bar_w = max(5, min(30, room - fixed - len(tail)))
+        out = Content.assemble(
             (label, MUTED), " ", gauge(pct, bar_w, style), " ", (pct_text(pct), style), " ",
-            (amount, MUTED), (tail.ljust(17) if side_by_side and kind == "bytes" else tail,
-                              "bold $warning" if tail else ""),
+            (amount.ljust(13), MUTED), (tail, "bold $warning" if tail else ""),
         )
+        return out + Content(" " * max(0, room - out.cell_length)) if side_by_side and kind == "bytes" else out

@@ -86,6 +86,7 @@ class HostDetail(Widget):
     HostDetail.-wide { layout: horizontal; height: 1fr; }
     HostDetail.-wide > .column { height: 1fr; }
     HostDetail.-wide > #col-left { overflow-y: auto; }
+    HostDetail.-wide > #col-right { overflow-y: auto; }
     HostDetail LogView { height: 14; }
     HostDetail.-wide LogView { height: 1fr; }
     HostDetail.-compact LogView { height: 1fr; min-height: 10; }

@@ -14,6 +14,7 @@ from gpudash.ui.text import MUTED, plain, plain_lines
 from gpudash.ui.widgets.panel import Panel
 
 MAX_EVIDENCE = 12
+SUMMARY_MAX = 240  # a summary is one line of meaning; the evidence carries the rest
 
 
 def triage_content(view, width: int = 200) -> Content:
@@ -28,7 +29,7 @@ def triage_content(view, width: int = 200) -> Content:
     cls_style = "bold reverse $error" if t.is_failure else "bold $success"
     lines: list[Content] = [
         Content.assemble((f" {t.cls} ", cls_style), "  ", (t.category or "", "$accent"),
-                         ("  " if t.summary else ""), plain(t.summary, "bold")),
+                         ("  " if t.summary else ""), plain(t.summary, "bold", max_len=SUMMARY_MAX)),
     ]
     if t.explanation:
         lines += [Content(""), Content.styled("What happened", "bold $primary"), plain_lines(t.explanation)]
