@@ -13,7 +13,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
+    from gpudash.commands.watch import teardown_for
     from gpudash.demo.fleet import demo_fleet
     from gpudash.ui.run import run_tui
 
-    return run_tui(demo_fleet(speed=args.speed, seed=args.seed), config=None)
+    fleet = demo_fleet(speed=args.speed, seed=args.seed)
+    # No history for the demo: its simulated boxes must not enter the user's store.
+    return run_tui(fleet, config=None, teardown=teardown_for(fleet, None))

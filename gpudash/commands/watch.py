@@ -30,4 +30,24 @@ def run(args) -> int:
     except ValueError as exc:
         print(f"gpudash: {exc}", file=sys.stderr)
         return 2
-    return run_tui(fleet, config=config)
+    return run_tui(fleet, config=config, history=True, teardown=teardown_for(fleet, config))
+
+
+def teardown_for(fleet, config):
+    """The TUI's `t`: the same checklist engine as `gpudash teardown`, over the host's own
+    transport, with the host's `[host.teardown]` settings."""
+
+    async def checklist(host: str):
+        from gpudash.teardown.runner import run_checks
+        from gpudash.teardown.settings import settings_from
+
+        watcher = fleet.watchers[host]
+        host_config = None
+        if config is not None and hasattr(config, "host"):
+            try:
+                host_config = config.host(host)
+            except (KeyError, LookupError):
+                host_config = None
+        return await run_checks(watcher.transport, settings_from(host, host_config))
+
+    return checklist

@@ -26,7 +26,8 @@ class HostAnalysis:
         self.progress = None
         self.completion: tuple[int, str] | None = None
         self.wandb_url: str | None = None
-        self.triage = None
+        self.triage = None  # the log's verdict fused with the live probes (what views carry)
+        self._classified = None  # the log's verdict alone
         self._triage_dirty = False
         self._triage_at = 0.0
         self.script_mtime: float | None = None
@@ -71,15 +72,16 @@ class HostAnalysis:
         return tuple(self.metrics)
 
     def _maybe_triage(self, snap: HostSnapshot, now: float) -> None:
-        if not self._triage_dirty or now - self._triage_at < TRIAGE_MIN_GAP_S:
-            if self.triage is not None:
-                self.triage = self._fuse(self.triage, snap)
-            return
-        from gpudash.triage.classifier import classify
+        if self._triage_dirty and now - self._triage_at >= TRIAGE_MIN_GAP_S:
+            from gpudash.triage.classifier import classify
 
-        self._triage_dirty = False
-        self._triage_at = now
-        self.triage = self._fuse(classify("\n".join(self.raw_tail), source=snap.log_path or ""), snap)
+            self._triage_dirty = False
+            self._triage_at = now
+            self._classified = classify("\n".join(self.raw_tail), source=snap.log_path or "")
+        # Live facts change every round: fuse them into the log's verdict afresh each time
+        # (fusing an already fused result would stack its notes).
+        if self._classified is not None:
+            self.triage = self._fuse(self._classified, snap)
 
     def _fuse(self, result, snap: HostSnapshot):
         try:
