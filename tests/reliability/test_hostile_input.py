@@ -33,6 +33,8 @@ from gpudash.watch.host import HostWatcher
 from tests.reliability.conftest import fast_spec
 from tests.services.ssh_server import BIN
 
+FULL = os.environ.get("GD_RELIABILITY_FULL") == "1"  # scripts/reliability.py sets it
+
 # Every kind of terminal attack at once: clear screen (CSI 2J), clipboard write (OSC 52), a
 # hyperlink (OSC 8), a DCS query, an 8-bit CSI (C1 0x9b), a right-to-left override (U+202E), a
 # zero-width space, and three kinds of Textual/Rich markup.
@@ -335,10 +337,11 @@ async def test_hostile_box_output_renders_inert_on_every_screen(figures):
         await open_host("evil-errors")  # the host whose every probe failed
         text = await check(pilot, "host (errors)")
         assert "linkevil" in text
-        await pilot.press("escape", "s")
-        await pilot.pause(0.3)
-        assert isinstance(app.screen, SplitScreen)
-        await check(pilot, "split")
+        if FULL:  # the split view shows the same widgets; the full run visits it too
+            await pilot.press("escape", "s")
+            await pilot.pause(0.3)
+            assert isinstance(app.screen, SplitScreen)
+            await check(pilot, "split")
         assert app.is_running
     await fleet.close()
     figures.inputs("hostile strings rendered (screens x fields)", 5 * 9)
@@ -395,16 +398,17 @@ MARK = "GDPWNED"
 
 def injections(marker_dir) -> list[str]:
     m = f"{marker_dir}/{MARK}"
-    return [
+    out = [
         f"/tmp/x'; touch {m}.1; '",
         f'/tmp/x"; touch {m}.2; "',
         f"/tmp/x$(touch {m}.3)",
         f"/tmp/x`touch {m}.4`",
         f"/tmp/x; touch {m}.5",
-        f"/tmp/x && touch {m}.6",
-        f"/tmp/x | touch {m}.7",
         f"/tmp/x\\'$(touch {m}.8)",
     ]
+    if FULL:
+        out += [f"/tmp/x && touch {m}.6", f"/tmp/x | touch {m}.7"]
+    return out
 
 
 async def test_config_values_never_inject_remote_commands(inproc, tmp_path, figures):
@@ -495,8 +499,7 @@ from gpudash.sources import promql  # noqa: E402
 from gpudash.training import metrics, progress  # noqa: E402
 from tests.conftest import FIXTURES, ROOT  # noqa: E402
 
-FULL = os.environ.get("GD_RELIABILITY_FULL") == "1"  # scripts/reliability.py sets it
-EXAMPLES = 400 if FULL else 40
+EXAMPLES = 400 if FULL else 25
 
 TOKENS = [HOSTILE, ESCAPES, MARKUP, "\x00", "\t", "\n", "\r", "|", ",", " ", "%", "[N/A]",
           "N/A", "-", "0", "-1", "99999999999999999999999", "1e400", "nan", "0x1f", "@@gd:",
@@ -684,5 +687,5 @@ def test_every_remote_parser_is_covered_here(figures):
                   and f.__module__ == m.__name__}
     assert found <= set(PARSERS), f"parsers without a property test here: {found - set(PARSERS)}"
     before, missing = prior_hypothesis_coverage()
-    figures.soak(parsers_total=len(PARSERS), parsers_with_prior_hypothesis=before,
-                 parsers_added_here=missing)
+    figures.note(parsers_total=len(PARSERS), parsers_with_prior_hypothesis=before,
+                 parsers_without_prior_hypothesis=missing)

@@ -267,8 +267,8 @@ class _ExecSession(asyncssh.SSHServerSession):
         for data in self.pending:
             self.proc.stdin.write(data)
         self.pending.clear()
-        if self.eof:
-            self.proc.stdin.close()
+        if self.eof or self.closed:  # closed: the channel died while the command started;
+            self.proc.stdin.close()  # sshd closes its stdin then too (EOF ends a `sh -s`)
         code = await self.proc.wait()
         await asyncio.gather(*(p.done for p in pumps))
         if not self.closed:
