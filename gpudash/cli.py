@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "triage": ("triage", "classify a training log's failure and explain it"),
     "wait": ("wait", "wait for a run to finish (0 done, 2 failed, 124 timeout)"),
     "teardown": ("teardown", "the teardown checklist for a host, without the TUI"),
+    "restart": ("restart", "safely restart a run: probe it is gone, confirm, relaunch detached, check"),
     "init": ("init", "write a starter config from the hosts in ~/.ssh/config"),
     "config": ("config_cmd", "validate the config: `gpudash config check`"),
 }
