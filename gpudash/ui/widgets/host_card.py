@@ -25,11 +25,32 @@ from gpudash.watch.view import HostView
 DISK_CELL = 4 + 5 + 1 + 4 + 1 + 4  # "dsk " mount gauge pct
 
 
+class CardLine(Widget):
+    """One line of a card. Separate widgets so the once-a-second "seen 3s ago" repaints one
+    line, not the whole card (the overview's idle cost is mostly that tick)."""
+
+    DEFAULT_CSS = """
+    CardLine { height: 1; width: 1fr; }
+    """
+
+    def __init__(self, line: int) -> None:
+        super().__init__()
+        self.line = line
+
+    def render(self) -> Content:
+        card = self.parent
+        width = max(20, self.size.width)
+        if not isinstance(card, HostCard):
+            return Content("")
+        build = (card._line1, card._line2, card._line3)[self.line]
+        return fit(build(width), width)
+
+
 class HostCard(Widget):
     """A compact, clickable summary of one host."""
 
     DEFAULT_CSS = """
-    HostCard { height: 3; width: 1fr; }
+    HostCard { height: 3; width: 1fr; layout: vertical; }
     """
 
     def __init__(self, view: HostView, *, now: float, tz: tzinfo | None) -> None:
@@ -38,33 +59,48 @@ class HostCard(Widget):
         self.now = now
         self.tz = tz
         self.selected = False
+        self._seen_text = ""
+
+    def compose(self):
+        yield CardLine(0)
+        yield CardLine(1)
+        yield CardLine(2)
 
     @property
     def host(self) -> str:
         return self.view.name
 
+    def _refresh_lines(self, *which: int) -> None:
+        lines = list(self.query(CardLine))
+        for i in which:
+            if i < len(lines):
+                lines[i].refresh()
+
     def update_view(self, view: HostView | None = None, *, now: float | None = None) -> None:
-        if view is not None:
-            self.view = view
         if now is not None:
             self.now = now
-        self.set_class(self.view.state is State.CRIT, "-crit")
-        self.refresh()
+        if view is not None:
+            self.view = view
+            self.set_class(self.view.state is State.CRIT, "-crit")
+            self._refresh_lines(0, 1, 2)
+            return
+        # a clock tick: only the first line shows time, and only if its text changed
+        seen = vi.seen_text(self.view, self.now, self.tz)
+        if seen != self._seen_text:
+            self._refresh_lines(0)
 
     def set_selected(self, selected: bool) -> None:
         if selected != self.selected:
             self.selected = selected
             self.set_class(selected, "-selected")
-            self.refresh()
+            self._refresh_lines(0)
 
     def on_click(self) -> None:
         self.post_message(OpenHost(self.host))
 
-    def render(self) -> Content:
-        width = max(20, self.size.width)
-        return Content("\n").join(
-            [fit(self._line1(width), width), fit(self._line2(width), width), fit(self._line3(width), width)]
-        )
+    def render_text(self, width: int = 80) -> str:
+        """The card as plain text (tests, debugging)."""
+        return "\n".join(fit(f(width), width).plain for f in (self._line1, self._line2, self._line3))
 
     # ------------------------------------------------------------------ lines
 
@@ -86,6 +122,7 @@ class HostCard(Widget):
             n = v.alerts_unacked
             right_parts.append(Content.styled(f"{n} alert{'s' if n != 1 else ''}", "bold $warning"))
         seen = vi.seen_text(v, self.now, self.tz)
+        self._seen_text = seen
         right_parts.append(Content.styled(seen, "$accent" if vi.unknown_reason(v) else MUTED))
         right = Content("  ").join(right_parts)
         room = width - right.cell_length - 2
