@@ -123,6 +123,7 @@ class HostAnalysis:
             notes=self.spec.notes,
             labels=self.spec.labels,
             history_note=history_note,
+            wandb_url=self.wandb_url,
         )
 
     def drain_events(self) -> list[Event]:

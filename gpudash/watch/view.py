@@ -27,6 +27,8 @@ class HostView:
     paused: bool = False
     notes: str = ""  # the host's runbook notes from the config
     history_note: str = ""  # what happened while gpudash was not watching (from the store)
+    wandb_url: str | None = None  # the run's W&B page, captured once per run from its log
+    restarts: int | None = None  # restarts of this job counted by `gpudash restart` (None: unknown)
     labels: dict = field(default_factory=dict, compare=False, hash=False)
 
     @property
