@@ -107,8 +107,39 @@ class Figures:
             "tests": dict(self.outcomes),
             "soak": self.soak,
             "notes": self.notes,
+            "deadlines": self.deadlines,
             "wall_s": round(time.time() - self.started, 1),
         }
+
+    @classmethod
+    def from_json(cls, d: dict) -> "Figures":
+        """Back from :meth:`as_json` (scripts/reliability.py merges two runs' figures)."""
+        return cls(
+            faults=[Fault(**f) for f in d.get("faults", [])],
+            inputs=Counter(d.get("inputs", {})),
+            deadlines=list(d.get("deadlines", [])),
+            leaks=Counter(d.get("leaks", {})),
+            checked=Counter(d.get("leak_checks", {})),
+            esc_on_screen=d.get("esc_bytes_on_screen", 0),
+            screens_checked=d.get("screens_checked", 0),
+            crashes=list(d.get("crash_tests", [])),
+            outcomes=Counter(d.get("tests", {})),
+            soak=dict(d.get("soak", {})),
+            notes=dict(d.get("notes", {})),
+            started=time.time() - d.get("wall_s", 0.0),
+        )
+
+    def merged(self, other: "Figures") -> "Figures":
+        return Figures(
+            faults=self.faults + other.faults, inputs=self.inputs + other.inputs,
+            deadlines=self.deadlines + other.deadlines, leaks=self.leaks + other.leaks,
+            checked=self.checked + other.checked,
+            esc_on_screen=self.esc_on_screen + other.esc_on_screen,
+            screens_checked=self.screens_checked + other.screens_checked,
+            crashes=self.crashes + other.crashes, outcomes=self.outcomes + other.outcomes,
+            soak={**self.soak, **other.soak}, notes={**self.notes, **other.notes},
+            started=min(self.started, other.started),
+        )
 
     def write(self, path: str | os.PathLike) -> None:
         Path(path).write_text(json.dumps(self.as_json(), indent=2, default=str))

@@ -180,7 +180,7 @@ async def quiesce(fleet: Fleet, meter: Meter, ssh: dict, needles: list[str]) -> 
         tasks.append(len(asyncio.all_tasks()))
     tasks.sort()
     snap = {"rss_mb": round(rss_mb(), 1), "fds": open_fds(), "tasks": tasks[len(tasks) // 2],
-            "channels": channels_live, "ticks": meter.ticks}
+            "channels": channels_live, "ticks": meter.ticks, "objects": len(gc.get_objects())}
     for w in fleet.watchers.values():
         w.paused = False
     return snap
