@@ -48,23 +48,62 @@ def one_shot(args: list[str], n: int) -> dict:
 
 
 def stream(args: list[str], seconds: float) -> dict:
+    """CPU per sample in the steady state: the stream's own CPU between its first and last line
+    (read from /proc), so NVML's start-up is not spread over the samples."""
+    from benchmarks.procstat import read_stat
+
     c0 = children_cpu()
     p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     lines = 0
     end = time.monotonic() + seconds
-    first = None
+    at_first = at_last = None
     while time.monotonic() < end:
         line = p.stdout.readline()
         if not line:
             break
         lines += 1
-        if first is None:
-            first = time.monotonic()
+        st = read_stat(p.pid)
+        if st is not None:
+            if at_first is None:
+                at_first = st.own + st.children
+            at_last = st.own + st.children
     p.terminate()
     p.wait()
     cpu = children_cpu() - c0
-    return {"cpu_ms_total": cpu * 1e3, "samples": lines,
-            "cpu_ms_per_sample": cpu * 1e3 / max(1, lines), "seconds": seconds}
+    steady = (at_last - at_first) / max(1, lines - 1) if at_first is not None else None
+    return {"cpu_ms_total": cpu * 1e3, "samples": lines, "seconds": seconds,
+            "startup_cpu_ms": at_first * 1e3 if at_first is not None else None,
+            "cpu_ms_per_sample_steady": steady * 1e3 if steady is not None else None}
+
+
+async def gpudash_steps(n: int) -> dict:
+    """Every probe step gpudash runs, each alone n times in a warm local session: box CPU."""
+    from gpudash.probes import disk, gpu, logtail, memory, processes, tmux
+    from gpudash.transport.base import Step
+    from gpudash.transport.local import LocalTransport
+
+    log = "/tmp/gdbench-nvsmi.log"
+    with open(log, "w") as f:
+        f.write("step 1 loss 0.5\n" * 200)
+    steps = [Step("true", "true"), gpu.gpu_step(), gpu.gpu_health_step(), gpu.gpu_apps_step(),
+             disk.df_bytes_step(["/"]), disk.df_inodes_step(["/"]), memory.memory_step(None),
+             tmux.tmux_step(), processes.processes_step("train"),
+             logtail.log_step(log, os.path.getsize(log), None)]
+    t = LocalTransport()
+    await t.run([steps[0]], deadline=10)
+    me = os.getpid()
+
+    def box() -> float:
+        return sum(s.own + s.children for s in tree(me) if s.pid != me) + children_cpu()
+
+    out = {}
+    for step in steps:
+        b0 = box()
+        for _ in range(n):
+            await t.run([step], deadline=20)
+        out[step.key] = (box() - b0) / n * 1e3
+    await t.close()
+    return out
 
 
 async def gpudash_group(ticks: int, interval: float) -> dict:
@@ -116,8 +155,9 @@ def main(argv=None) -> int:
         "one_shot_health": one_shot(q("--query-gpu", HEALTH_FIELDS), a.n),
         "one_shot_apps": one_shot(q("--query-compute-apps", APPS_FIELDS), a.n),
         "stream_lms500": stream(q("--query-gpu", CORE_FIELDS) + ["-lms", "500"], a.seconds),
-        "stream_lms2000": stream(q("--query-gpu", CORE_FIELDS) + ["-lms", "2000"], a.seconds * 1.5),
+        "stream_lms2000": stream(q("--query-gpu", CORE_FIELDS) + ["-lms", "2000"], a.seconds * 2),
         "gpudash_gpu_group_local": asyncio.run(gpudash_group(a.n, 0.2)),
+        "gpudash_step_box_cpu_ms": asyncio.run(gpudash_steps(a.n)),
     }
     text = json.dumps(out, indent=2)
     print(text)

@@ -26,6 +26,18 @@ def _ratio(a, b) -> float | None:
         return None
 
 
+def _real_h100() -> dict | None:
+    """nvidia-smi's own costs measured on a real H100 box (benchmarks/nvsmi_cost.py, by hand)."""
+    import os
+
+    path = os.path.join(os.path.dirname(__file__), "results", "nvsmi_h100.json")
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
 def _table(head: list[str], rows: list[list]) -> list[str]:
     out = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
@@ -43,10 +55,12 @@ def section_a(a: dict, targets: list) -> list[str]:
              f"its ~/.bashrc burns {_f(sshd.get('rc_cpu_ms'))} ms CPU ({_f(sshd.get('rc_wall_ms'))} ms wall) "
              "for every shell sshd starts. Stand-in `nvidia-smi` (a `printf`) in every variant.", ""]
     rows = []
-    names = [("gpudash (warm session, every probe)", g), ("ssh-per-poll (OpenSSH, new connection)", s),
+    names = [("gpudash: every probe in one tick (one-shot GPU)", g), ("ssh-per-poll (OpenSSH, new connection)", s),
              ("gpustat-web style (asyncssh, new channel, GPU only)", w),
              ("floor: `true` on gpudash's warm session", floor), ("round trip: `echo` on a raw warm channel", rtt),
-             ("the commands alone, on the box, no SSH", own)]
+             ("the commands alone, on the box, no SSH", own),
+             ("gpudash, AES-GCM preferred (proposed fix)", a.get("gpudash_gcm", {})),
+             ("round trip, AES-GCM preferred", a.get("rtt_gcm", {}))]
     for label, r in names:
         if not r or "error" in r:
             rows.append([label, "error", "", "", "", "", ""])
@@ -59,11 +73,16 @@ def section_a(a: dict, targets: list) -> list[str]:
     lines += _table(["variant", "latency median ms", "p95 ms", "client CPU ms/tick", "box CPU ms/tick",
                      "box CPU at 2 s (% core)", "SSH packets in/tick"], rows)
     st, cad = a.get("gpu_stream", {}), a.get("cadence", {})
-    if st and "error" not in st:
-        lines += ["", f"GPU as a stream (`nvidia-smi … -lms {st.get('interval_ms')}` on the warm connection): "
-                  f"{_f(st.get('client_cpu_ms_per_sample'), 2)} ms client CPU, "
-                  f"{_f(st.get('box_cpu_ms_per_sample'), 2)} ms box CPU, "
-                  f"{_f(st.get('ssh_packets_in'), 1)} SSH packets per sample."]
+    for label, st in (("", a.get("gpu_stream", {})), (" (AES-GCM)", a.get("gpu_stream_gcm", {}))):
+        if st and "error" not in st:
+            lines += ["", f"GPU as a stream{label} (`nvidia-smi … -lms {st.get('interval_ms')}` on the warm "
+                      f"connection, as the watcher now samples GPUs): {_f(st.get('client_cpu_ms_per_sample'), 2)} ms "
+                      f"client CPU, {_f(st.get('box_cpu_ms_per_sample'), 2)} ms box CPU, "
+                      f"{_f(st.get('ssh_packets_in'), 1)} SSH packets per sample."]
+    steps = (a.get("steps") or {}).get("per_step")
+    if steps:
+        lines += ["", "Box CPU per step, each alone in the warm session (ms): "
+                  + ", ".join(f"`{k}` {_f(v['box_cpu_ms'], 1)}" for k, v in steps.items()) + "."]
     if cad and "error" not in cad:
         c = cad.get("cadence", {})
         lines += ["", f"Default cadences (GPU {c.get('gpu')} s, log {c.get('log')} s, disk {c.get('disk')} s, "
@@ -79,6 +98,38 @@ def section_a(a: dict, targets: list) -> list[str]:
     lines += ["", f"Ratios (same run): ssh-per-poll / gpudash — latency ×{_f(lat_x)}, client CPU ×{_f(cpu_x)}, "
               f"box CPU ×{_f(box_x)}; gpustat-web / gpudash box CPU ×{_f(boxw_x)}; gpudash latency / (round trip + "
               f"commands' own time) = {_f(near, 2)}."]
+    if cad and "error" not in cad and s and "error" not in s:
+        per2c = cad.get("client_cpu_pct", 0) * 20  # ms per 2 s
+        per2b = cad.get("box_cpu_pct", 0) * 20
+        cx = _ratio(s.get("client_cpu_ms_per_tick"), per2c)
+        bx = _ratio(s.get("box_cpu_ms_per_tick"), per2b)
+        bwx = _ratio(w.get("box_cpu_ms_per_tick"), per2b)
+        lines += ["", f"Steady state per 2 s at the default cadences: client {_f(per2c, 1)} ms, box {_f(per2b, 1)} ms — "
+                  f"ssh-per-poll costs ×{_f(cx)} the client CPU and ×{_f(bx)} the box CPU of that; gpustat-web "
+                  f"×{_f(bwx)} the box CPU."]
+        targets.append(("(a) client CPU ≥ 50× less, steady state (default cadences) vs a poll every 2 s",
+                        f"×{_f(cx)}", cx is not None and cx >= 50))
+        targets.append(("(a) box CPU ≥ 25× below ssh-per-poll / gpustat-web, steady state",
+                        f"×{_f(bx)} / ×{_f(bwx)}", bool(bx and bwx and min(bx, bwx) >= 25)))
+        real = _real_h100()
+        steps = (a.get("steps") or {}).get("per_step") or {}
+        st = a.get("gpu_stream") or {}
+        if real and steps and st and "error" not in st:
+            # Swap the stand-in nvidia-smi's costs for the real ones measured on an H100 box.
+            c = cad.get("cadence", {})
+            stand = (st.get("box_cpu_ms_per_sample", 0) / c.get("gpu", 2)
+                     + steps.get("gpu_health", {}).get("box_cpu_ms", 0) / c.get("disk", 10)
+                     + steps.get("gpu_apps", {}).get("box_cpu_ms", 0) / c.get("jobs", 15))
+            rs = real["stream_lms2000"].get("cpu_ms_per_sample_steady") or 0
+            rl = real.get("gpudash_step_box_cpu_ms", {})
+            realc = rs / c.get("gpu", 2) + rl.get("gpu_health", 0) / c.get("disk", 10) + rl.get("gpu_apps", 0) / c.get("jobs", 15)
+            proj = cad.get("box_cpu_pct", 0) * 10 - stand + realc  # ms per s
+            lines += ["", f"On a real H100 box (nvidia-smi measured there, `results/nvsmi_h100.json`): a one-shot core "
+                      f"query costs {_f(real['one_shot_core']['cpu_ms'], 1)} ms CPU, a `-lms` stream "
+                      f"{_f(rs, 1)} ms per sample. Swapping the stand-in's costs for those, the default cadences "
+                      f"would cost the box about {_f(proj / 10, 2)}% of a core."]
+            targets.append(("(a) box CPU < 0.4% of a core, default cadences, projected on a real H100",
+                            f"{_f(proj / 10, 2)}%", proj / 10 < 0.4))
     gbox = g.get("box_cpu_ms_per_tick")
     targets += [
         ("(a) tick latency ≥ 20× lower than ssh-per-poll", f"×{_f(lat_x)}", lat_x is not None and lat_x >= 20),
@@ -101,18 +152,20 @@ def section_b(b: dict, targets: list) -> list[str]:
         return []
     rows = []
     for key, r in b.items():
+        if key == "costs":
+            continue
         if "error" in r:
             rows.append([key, "error: " + r["error"][-200:].replace("\n", " ").replace("|", "/"), "", "", "", "", "", ""])
             continue
         rows.append([key, _f(r.get("client_cpu_pct"), 1, "%"), _f(r.get("rss_mb"), 0),
                      _f(r.get("share_on_time", 0) * 100, 1, "%"), _f(r.get("generator_cpu_pct"), 1, "%"),
-                     f"{_f(r.get('gpu_round_ms_median'))} / {_f(r.get('gpu_round_ms_p99'))}",
+                     f"{_f(r.get('log_round_ms_median'))} / {_f(r.get('log_round_ms_p99'))}",
                      f"{_f(r.get('warmup_s'), 0)} s", "yes" if r.get("ui") else "no"])
         hosts, iv = r.get("hosts"), r.get("interval_s")
-        if hosts == 500 and iv == 2.0:
+        if hosts == 500 and iv == 2.0 and r.get("ui"):
             targets.append(("(b) 500 hosts at 2 s under 25% of a core", _f(r.get("client_cpu_pct"), 1, "%"),
                             r.get("client_cpu_pct", 999) < 25))
-        if hosts == 1000 and iv == 1.0:
+        if hosts == 1000 and iv == 1.0 and r.get("ui"):
             ok = (r.get("client_cpu_pct", 999) < 100 and r.get("rss_mb", 9999) < 300
                   and r.get("share_on_time", 0) >= 0.99)
             targets.append(("(b) 1,000 hosts at 1 s: < 1 core, < 300 MB, ≥ 99% on time",
@@ -120,7 +173,24 @@ def section_b(b: dict, targets: list) -> list[str]:
                             f"{_f(r.get('share_on_time', 0) * 100, 1, '%')}", ok))
     lines = ["### (b) Scale: the real Fleet (+ the TUI, headless) against the load generator", ""]
     lines += _table(["hosts @ GPU cadence", "gpudash CPU (% core)", "RSS MB", "GPU samples on time",
-                     "generator CPU (% core)", "GPU round ms median / p99", "warm-up", "UI"], rows)
+                     "generator CPU (% core)", "log round ms median / p99", "warm-up", "UI"], rows)
+    costs = b.get("costs") or {}
+    if costs and "error" not in costs:
+        from benchmarks.costs import budget
+
+        bud = budget(costs, A_SECTION.get("a"))
+        lines += ["", "Per-operation client CPU (no network, `benchmarks/costs.py`, ms): "
+                  f"`refresh()` {_f(costs.get('refresh_ms'), 2)} (health evaluate {_f(costs.get('health_evaluate_ms'), 2)}, "
+                  f"debounce {_f(costs.get('health_debounce_ms'), 2)}, triage fusion {_f(costs.get('triage_fuse_ms'), 2)}, "
+                  f"snapshot {_f(costs.get('snapshot_ms'), 2)}); one GPU CSV line parsed {_f(costs.get('gpu_line_parse_ms'), 3)}; "
+                  f"a log tick of 100 lines {_f(costs.get('log_tick_100_lines_ms'), 1)}; framing a batch "
+                  f"{_f(costs.get('render_batch_ms'), 3)} + splitting its answer {_f(costs.get('split_batch_ms'), 3)}.",
+                  "", f"Budget per host at a 2 s GPU/log cadence ({_f(bud['refreshes_per_s'], 2)} view refreshes/s, "
+                  f"{_f(bud['rounds_per_s'], 2)} batch round trips/s, 0.5 streamed GPU samples/s), ms of client CPU per "
+                  "second: " + ", ".join(f"{k} {_f(v, 2)}" for k, v in bud["ms_per_host_per_s"].items())
+                  + (f" — total {_f(bud['total_ms_per_host_per_s'], 2)} ms/s, i.e. about "
+                     f"{_f(bud['hosts_at_25pct_core'], 0)} hosts in 25% of a core (idle log, no UI)."
+                     if len(bud["ms_per_host_per_s"]) > 2 else " (SSH costs come from (a), not run here).")]
     return lines
 
 
@@ -159,15 +229,20 @@ def section_d(d: dict, targets: list) -> list[str]:
     if not d:
         return []
     h, ff = d.get("help", {}), d.get("first_frame", {})
-    rows = [[k, _f(v["median_s"] * 1e3, 0), _f(v["over_python_s"] * 1e3, 0)]
-            for k, v in h.items() if isinstance(v, dict)]
+    rows = [[k, _f(v["median_s"] * 1e3, 0), _f(v["min_s"] * 1e3, 0), _f(v["over_python_s"] * 1e3, 0),
+             _f(v.get("cpu_s_median", 0) * 1e3, 0)] for k, v in h.items() if isinstance(v, dict)]
     lines = ["### (d) Start-up", ""]
-    lines += _table(["command", "wall ms (median)", "over `python -c pass` ms"], rows)
+    lines += _table(["command", "wall ms (median)", "wall ms (min)", "over `python -c pass` ms",
+                     "CPU ms (median)"], rows)
     lines += ["", f"Heavy modules imported by `--help`: {', '.join(h.get('heavy_modules_imported_by_help') or []) or 'none'}.",
               "", f"First frame of `gpudash demo` in a tmux pane: {_f((ff.get('gpudash_demo_s') or 0) * 1e3, 0)} ms "
               f"(baseline `python -c print` in the same pane: {_f((ff.get('baseline_print_s') or 0) * 1e3, 0)} ms); "
               f"headless, first compositor update from spawn: "
               f"{_f((ff.get('headless', {}).get('median_s') or 0) * 1e3, 0)} ms."]
+    imp = d.get("import_ms") or {}
+    if imp:
+        lines += ["", "Import time of the TUI (`-X importtime`, cumulative ms): "
+                  + ", ".join(f"`{k}` {_f(v, 0)}" for k, v in imp.items()) + "."]
     helpt = (h.get("gpudash --help") or h.get("python -m gpudash --help") or {}).get("median_s")
     targets.append(("(d) `gpudash --help` < 0.3 s", f"{_f((helpt or 0) * 1e3, 0)} ms", helpt is not None and helpt < 0.3))
     fft = ff.get("gpudash_demo_s") or ff.get("median_s")
@@ -199,9 +274,14 @@ def section_e(e: dict, targets: list) -> list[str]:
     return lines
 
 
+A_SECTION: dict = {}
+
+
 def render(results: dict) -> str:
     m = results.get("machine", {})
     s = results.get("sections", {})
+    A_SECTION.clear()
+    A_SECTION["a"] = s.get("a") or {}
     targets: list = []
     out = [f"gpudash benchmarks — {results.get('started', '?')} on {m.get('host')} "
            f"({m.get('cpu')}, {m.get('cores')} cores, {m.get('mem_mb')} MB; Python {m.get('python')}, "

@@ -25,7 +25,7 @@ from benchmarks.common import median, pct, write_out
 from benchmarks.procstat import proc_cpu, rss_mb
 
 
-def build_fleet(n: int, interval: float, gen_dir: Path):
+def build_fleet(n: int, interval: float, gen_dir: Path, ciphers: str | None = None):
     from gpudash.demo.scenarios import build
     from gpudash.transport.ssh import SshTransport
     from gpudash.watch.fleet import Fleet
@@ -45,8 +45,11 @@ def build_fleet(n: int, interval: float, gen_dir: Path):
             tmux_session=sc.tmux_session, pgrep="train|eval|accelerate",
             mounts=tuple(m[1] for m in sc.mounts), cadence=cadence,
         ))
-        transports[name] = SshTransport(specs[-1].target, known_hosts=str(gen_dir / "known_hosts"),
-                                        client_keys=[str(gen_dir / "client_key")], config=[])
+        t = transports[name] = SshTransport(specs[-1].target, known_hosts=str(gen_dir / "known_hosts"),
+                                            client_keys=[str(gen_dir / "client_key")], config=[])
+        if ciphers:
+            t._connect_kwargs = (lambda orig: lambda: {**orig(), "encryption_algs": ciphers.split(",")})(
+                t._connect_kwargs)
     return Fleet(specs, transports=transports), transports
 
 
@@ -87,7 +90,7 @@ def on_time(times: dict[str, list[float]], hosts: list[str], t0: float, t1: floa
 
 async def measure(a) -> dict:
     gen_dir = Path(a.gen_dir)
-    fleet, transports = build_fleet(a.hosts, a.interval, gen_dir)
+    fleet, transports = build_fleet(a.hosts, a.interval, gen_dir, a.ciphers)
     arrivals = Arrivals()
     latencies: list[float] = []
     window = {"on": False}
@@ -99,13 +102,14 @@ async def measure(a) -> dict:
             try:
                 return await _orig(steps, deadline=deadline)
             finally:
-                if window["on"] and steps and steps[0].key == "gpu":
+                # the log batch: GPU samples now come from a stream (no round to time)
+                if window["on"] and any(st.key == "log" for st in steps):
                     latencies.append(time.perf_counter() - s)
 
         t.run = timed
     fleet.subscribe(arrivals.on_view, lambda ev: None)
     hosts = fleet.host_names()
-    res: dict = {"hosts": a.hosts, "interval_s": a.interval, "ui": a.ui}
+    res: dict = {"hosts": a.hosts, "interval_s": a.interval, "ui": a.ui, "ciphers": a.ciphers or "asyncssh default"}
 
     async def body() -> None:
         c_start, t_start = time.process_time(), time.monotonic()
@@ -129,8 +133,8 @@ async def measure(a) -> dict:
             "client_cpu_pct": (c1 - c0) / el * 100,
             "generator_cpu_pct": (g1 - g0) / el * 100,
             "rss_mb": rss, "rss_peak_mb": hwm,
-            "gpu_round_ms_median": (median(latencies) or 0) * 1e3,
-            "gpu_round_ms_p99": (pct(latencies, 99) or 0) * 1e3,
+            "log_round_ms_median": (median(latencies) or 0) * 1e3,
+            "log_round_ms_p99": (pct(latencies, 99) or 0) * 1e3,
             **on_time(arrivals.times, hosts, t0, t1, a.interval),
         })
         links = [fleet.watchers[h].link for h in hosts]
@@ -160,10 +164,11 @@ def main(argv=None) -> int:
     ap.add_argument("--hosts", type=int, required=True)
     ap.add_argument("--interval", type=float, default=2.0)
     ap.add_argument("--seconds", type=float, default=20.0)
-    ap.add_argument("--warmup-max", type=float, default=120.0)
+    ap.add_argument("--warmup-max", type=float, default=180.0)
     ap.add_argument("--gen-dir", required=True)
     ap.add_argument("--gen-pid", type=int, required=True)
     ap.add_argument("--ui", action="store_true")
+    ap.add_argument("--ciphers", help="the client's cipher preference (an experiment)")
     ap.add_argument("--profile")
     ap.add_argument("--out", required=True)
     a = ap.parse_args(argv)
@@ -185,19 +190,30 @@ def main(argv=None) -> int:
 # ----------------------------------------------------------------------------- the section
 
 
-def section_b(quick: bool, full: bool) -> dict:
+def section_b(quick: bool, full: bool, *, only: str | None = None, on_result=None) -> dict:
+    """``only``: "HOSTS:INTERVAL[:gcm],…" picks the runs; ``on_result(out)`` after every run
+    (the caller saves partial results: a 1,000-host run takes minutes)."""
     import subprocess
     import sys
     import tempfile
 
     from benchmarks.common import ROOT, run_worker
 
-    runs = [(10, 2.0), (100, 2.0)]
+    gcm = "aes128-gcm@openssh.com,aes256-gcm@openssh.com"
+    runs = [(10, 2.0, None, True), (100, 2.0, None, True), (100, 2.0, None, False), (100, 2.0, gcm, False)]
     if full:
-        runs += [(500, 2.0), (1000, 1.0)]
+        runs += [(500, 2.0, None, True), (500, 2.0, None, False), (500, 2.0, gcm, False),
+                 (1000, 1.0, None, True), (1000, 1.0, None, False), (1000, 1.0, gcm, False)]
+    if only:
+        runs = []
+        for item in only.split(","):  # HOSTS:INTERVAL[:gcm][:noui]
+            f = item.split(":")
+            runs.append((int(f[0]), float(f[1]), gcm if "gcm" in f[2:] else None, "noui" not in f[2:]))
     seconds = 10 if quick else 20
     out: dict = {}
-    for hosts, interval in runs:
+    print("  (b) per-operation costs (no network)", flush=True)
+    out["costs"] = run_worker("costs", ["--n", "100" if quick else "300"])
+    for hosts, interval, ciphers, ui in runs:
         d = Path(tempfile.mkdtemp(prefix="gdbench-gen-"))
         gen = subprocess.Popen([sys.executable, "-m", "benchmarks.loadgen", "--dir", str(d)],
                                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=open(d / "gen.log", "wb"))
@@ -207,12 +223,15 @@ def section_b(quick: bool, full: bool) -> dict:
                 if gen.poll() is not None or time.monotonic() > end:
                     raise RuntimeError(f"load generator did not start: {(d / 'gen.log').read_text()[-2000:]}")
                 time.sleep(0.05)
-            key = f"{hosts}@{interval:g}s"
+            key = f"{hosts}@{interval:g}s" + (" AES-GCM" if ciphers else "") + ("" if ui else " no UI")
             print(f"  (b) {key}", flush=True)
             out[key] = run_worker("scale", [
                 "--hosts", str(hosts), "--interval", str(interval), "--seconds", str(seconds),
-                "--gen-dir", str(d), "--gen-pid", str(gen.pid), "--ui",
-            ], timeout=600)
+                "--gen-dir", str(d), "--gen-pid", str(gen.pid), *(["--ui"] if ui else []),
+                *(["--ciphers", ciphers] if ciphers else []),
+            ], timeout=900)
+            if on_result is not None:
+                on_result(out)
         finally:
             gen.terminate()
             try:

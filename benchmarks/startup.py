@@ -24,10 +24,16 @@ from pathlib import Path
 from benchmarks.common import ROOT
 
 
-def _wall(argv: list[str]) -> float:
+def _wall(argv: list[str], cpu: list | None = None) -> float:
+    from benchmarks.common import children_cpu
+
+    c = children_cpu()
     t = time.perf_counter()
     subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT, check=False)
-    return time.perf_counter() - t
+    wall = time.perf_counter() - t
+    if cpu is not None:
+        cpu.append(children_cpu() - c)
+    return wall
 
 
 def help_times(n: int) -> dict:
@@ -37,11 +43,12 @@ def help_times(n: int) -> dict:
     if script.exists():
         variants["gpudash --help"] = [str(script), "--help"]
     times: dict[str, list[float]] = {k: [] for k in variants}
+    cpus: dict[str, list[float]] = {k: [] for k in variants}
     for argv in variants.values():
         _wall(argv)  # warm the page cache
     for _ in range(n):
         for k, argv in variants.items():
-            times[k].append(_wall(argv))
+            times[k].append(_wall(argv, cpus[k]))
     imported = subprocess.run(
         [sys.executable, "-c",
          "import sys, contextlib, io\nsys.argv=['gpudash','--help']\nfrom gpudash.cli import main\n"
@@ -50,7 +57,8 @@ def help_times(n: int) -> dict:
          "print(' '.join(sorted({m.split('.')[0] for m in sys.modules} & "
          "{'asyncssh','textual','plotext','rich','cryptography','sqlite3'})))"],
         capture_output=True, text=True, cwd=ROOT).stdout.strip()
-    out = {k: {"median_s": statistics.median(v), "min_s": min(v), "n": n} for k, v in times.items()}
+    out = {k: {"median_s": statistics.median(v), "min_s": min(v), "n": n,
+               "cpu_s_median": statistics.median(cpus[k])} for k, v in times.items()}
     base = out["python -c pass"]["median_s"]
     for k in out:
         out[k]["over_python_s"] = out[k]["median_s"] - base
@@ -129,8 +137,25 @@ def headless_first_frame(n: int) -> dict:
             "median_s": statistics.median(vals) if vals else None, "n": len(vals)}
 
 
+def import_costs() -> dict:
+    """Where the TUI's import time goes (``-X importtime``, cumulative ms, one cold-ish run)."""
+    p = subprocess.run([sys.executable, "-X", "importtime", "-c",
+                        "import gpudash.demo.fleet, gpudash.ui.app"],
+                       capture_output=True, text=True, cwd=ROOT)
+    cum: dict[str, float] = {}
+    for line in p.stderr.splitlines():
+        parts = line.split("|")
+        if len(parts) == 3 and parts[1].strip().isdigit():
+            name = parts[2].strip()
+            cum[name] = max(cum.get(name, 0.0), int(parts[1]) / 1000)
+    keep = ["gpudash.ui.app", "textual", "textual.app", "rich", "gpudash.triage", "gpudash.triage.signatures",
+            "gpudash.demo.fleet", "gpudash.health", "gpudash.watch.fleet", "asyncssh", "plotext", "sqlite3"]
+    return {k: cum[k] for k in keep if k in cum}
+
+
 def section_d(quick: bool) -> dict:
-    return {"help": help_times(5 if quick else 10), "first_frame": first_frame(3 if quick else 5)}
+    return {"help": help_times(5 if quick else 10), "first_frame": first_frame(3 if quick else 5),
+            "import_ms": import_costs()}
 
 
 if __name__ == "__main__":

@@ -57,6 +57,13 @@ class Box:
             time.sleep(0.02)
 
 
+def _cipher_kw() -> dict:
+    import os
+
+    algs = os.environ.get("GDBENCH_CIPHERS")
+    return {"encryption_algs": algs.split(",")} if algs else {}
+
+
 def transport(box: Box):
     import os
 
@@ -156,7 +163,7 @@ async def v_gpustat_web(box: Box, n: int, pause: float) -> dict:
     user, _, hp = box.target.partition("@")
     host, _, port = hp.rpartition(":")
     async with asyncssh.connect(host, port=int(port), username=user, known_hosts=box.known_hosts,
-                                client_keys=[box.identity], config=[]) as conn:
+                                client_keys=[box.identity], config=[], **_cipher_kw()) as conn:
         for _ in range(2):
             await conn.run(cmd, encoding=None)
         walls, bad = [], 0
@@ -201,7 +208,7 @@ async def v_rtt(box: Box, n: int, pause: float) -> dict:
     user, _, hp = box.target.partition("@")
     host, _, port = hp.rpartition(":")
     async with asyncssh.connect(host, port=int(port), username=user, known_hosts=box.known_hosts,
-                                client_keys=[box.identity], config=[]) as conn:
+                                client_keys=[box.identity], config=[], **_cipher_kw()) as conn:
         proc = await conn.create_process("exec /bin/sh -s", encoding=None)
 
         async def ping(i: int) -> None:
@@ -316,6 +323,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seconds", type=float, default=20)
     ap.add_argument("--interval-ms", type=int, default=500)
     ap.add_argument("--profile", help="write cProfile stats of the whole run here (for finding hot spots)")
+    ap.add_argument("--ciphers", help="the client's cipher preference, e.g. aes128-gcm@openssh.com (an experiment)")
     ap.add_argument("--out", required=True)
     a = ap.parse_args(argv)
     if a.profile:
@@ -332,6 +340,10 @@ def main(argv=None) -> int:
 
 
 def _main(a) -> int:
+    import os
+
+    if a.ciphers:
+        os.environ["GDBENCH_CIPHERS"] = a.ciphers
     COUNTER.install()
     box = Box(a.box)
     v = a.variant

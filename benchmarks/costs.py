@@ -1,0 +1,128 @@
+"""Where a watched host's client CPU goes: the per-operation costs behind (b), in one process.
+
+    python -m benchmarks.costs --out OUT.json
+
+No network: a HostWatcher over the replay transport (a demo box replaying the H100 traces) is
+brought to a steady state, then each operation is timed alone (``time.process_time``, many
+repetitions): ``refresh()`` (snapshot + health + triage fusion → HostView) and its parts, one
+GPU sample parsed and applied, a log tick of N lines through the assembler and the metric /
+progress / completion parsers, building a round's steps, framing a batch and splitting its
+answer. Multiplied by how often each happens per host per second at a cadence (streamed GPU,
+log, disk, jobs — every GPU sample and every round ends in a ``refresh()``), that is the budget
+per host that (b) measures end to end; the asyncssh costs per packet come from (a).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+
+from benchmarks.common import write_out
+
+
+def timed(fn, n: int) -> float:
+    """CPU seconds per call."""
+    fn()
+    c = time.process_time()
+    for _ in range(n):
+        fn()
+    return (time.process_time() - c) / n
+
+
+async def measure(n: int) -> dict:
+    from gpudash.demo.box import SimBox
+    from gpudash.demo.fleet import spec_for
+    from gpudash.demo.scenarios import build
+    from gpudash.model import LogChunk
+    from gpudash.probes.gpu import parse_gpu_line
+    from gpudash.probes.lines import LineAssembler
+    from gpudash.transport import framing
+    from gpudash.transport.replay import ReplayTransport
+    from gpudash.watch.host import HostWatcher
+
+    sc = build(7)[0]  # a healthy Hugging Face run
+    box = SimBox(sc, start=time.time() - 120)
+    w = HostWatcher(spec_for(sc), ReplayTransport(sc.name, box, latency=0))
+    for _ in range(3):
+        await w.full_round()
+    snap = w.snapshot()
+    out: dict = {"scenario": sc.name, "gpus": len(w.gpus), "log_lines_kept": len(w.log_lines)}
+    out["refresh_ms"] = timed(w.refresh, n) * 1e3
+    out["snapshot_ms"] = timed(w.snapshot, n) * 1e3
+    now = time.time()
+    out["analysis_view_ms"] = timed(lambda: w.analysis.view(snap, paused=False, now=now), n) * 1e3
+    from gpudash.health import engine as he
+
+    a = w.analysis
+    out["health_evaluate_ms"] = timed(
+        lambda: he.evaluate(snap, a.engine.thresholds, a.engine.intervals, now, context=a.context), n) * 1e3
+    raw = he.evaluate(snap, a.engine.thresholds, a.engine.intervals, now, context=a.context)
+    out["health_debounce_ms"] = timed(lambda: a.engine.update(snap.name, raw, now), n) * 1e3
+    if a.triage is not None:
+        out["triage_fuse_ms"] = timed(lambda: a._fuse(a.triage, snap), n) * 1e3
+    line = box.answer(__import__("gpudash.probes.gpu", fromlist=["gpu_step"]).gpu_step(), now).stdout.splitlines()[0]
+    out["gpu_line_parse_ms"] = timed(lambda: parse_gpu_line(line), n) * 1e3
+    if hasattr(w, "_apply_gpus"):
+        sample = parse_gpu_line(line)
+        out["gpu_sample_apply_ms"] = timed(lambda: w._apply_gpus((sample,), time.time()), n) * 1e3
+    # a log tick of 100 typical lines (the run's own log, repeated)
+    text = bytes(sc.log.data)
+    lines_100 = b"\n".join((text.splitlines() * 100)[:100]) + b"\n"
+    chunk = LogChunk(path=sc.log_path, start=0, end=len(lines_100), size=len(lines_100), inode=1, data=lines_100)
+
+    def log_tick():
+        asm = LineAssembler()
+        got = asm.feed(chunk)
+        a.feed_log(got, chunk, time.time())
+
+    out["log_tick_100_lines_ms"] = timed(log_tick, max(10, n // 10)) * 1e3
+    out["steps_for_ms"] = {g: timed(lambda g=g: w.steps_for(g), n) * 1e3 for g in ("gpu", "log", "disk", "jobs")}
+    steps = w.steps_for("disk") + w.steps_for("jobs")
+    out["render_batch_ms"] = timed(lambda: framing.render_batch(steps, "0123456789abcdef", 7), n) * 1e3
+    answer_out = b"\n@@GD:0123456789abcdef:B:7\n" + b"".join(
+        b"\n@@GD:0123456789abcdef:S:" + s.key.encode() + b"\n" + b"x" * 200 + b"\n@@GD:0123456789abcdef:E:"
+        + s.key.encode() + b":0\n" for s in steps) + b"\n@@GD:0123456789abcdef:Z:7\n"
+    out["split_batch_ms"] = timed(
+        lambda: framing.split_batch(steps, answer_out, b"", "0123456789abcdef", 7), n) * 1e3
+    return out
+
+
+def budget(costs: dict, a: dict | None, interval: float = 2.0) -> dict:
+    """ms of client CPU per host per second at a GPU/log cadence of ``interval`` (streamed GPU),
+    disk 10 s, jobs 15 s, files 30 s: every sample and round refreshes the view."""
+    refreshes = 1 / interval + 1 / interval + 1 / 10 + 1 / 15 + 1 / 30  # gpu samples, log, disk, jobs, files
+    rounds = 1 / interval + 1 / 10 + 1 / 15  # log, disk, jobs (files has no steps by default)
+    per_round_ssh = None
+    per_sample_ssh = None
+    if a:
+        floor = a.get("floor_true", {})
+        stream = a.get("gpu_stream", {})
+        per_round_ssh = floor.get("client_cpu_ms_per_tick")
+        per_sample_ssh = stream.get("client_cpu_ms_per_sample")
+    parts = {
+        "refresh (view: health + triage fusion)": refreshes * costs["refresh_ms"],
+        "GPU sample parse": (1 / interval) * costs["gpu_line_parse_ms"],
+    }
+    if per_round_ssh is not None:
+        parts["SSH + framing per round (floor `true` batch, from (a))"] = rounds * per_round_ssh
+    if per_sample_ssh is not None:
+        parts["SSH per streamed GPU sample (from (a), parse included)"] = (1 / interval) * per_sample_ssh
+    total = sum(parts.values())
+    return {"interval_s": interval, "refreshes_per_s": refreshes, "rounds_per_s": rounds,
+            "ms_per_host_per_s": parts, "total_ms_per_host_per_s": total,
+            "hosts_per_core": 1000 / total if total else None,
+            "hosts_at_25pct_core": 250 / total if total else None}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=300)
+    ap.add_argument("--out", required=True)
+    a = ap.parse_args(argv)
+    write_out(a.out, asyncio.run(measure(a.n)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
