@@ -96,11 +96,12 @@ def discover_step(user: str | None = None, *, tmux_socket: str | None = None, ti
         # --- GPU compute apps
         + "gd_gpu=\n"
         # Never start an nvidia-smi beside one stuck in the driver (state D, unkillable): it
-        # would hang there too, one more every jobs round (the same rule as gpu.py's guard).
+        # would hang there too, one more every jobs round (the same rule as gpu.py's guard:
+        # still in D a second later, so a healthy one passing through D does not count).
         + "gd_stuck=\n"
+        + "gd_d() { [ \"$(sed -n 's/^.*) \\([A-Z]\\).*$/\\1/p' \"/proc/$1/stat\" 2>/dev/null)\" = D ]; }\n"
         + 'for gd_x in $(pgrep -u "$(id -u)" -x nvidia-smi 2>/dev/null); do\n'
-        + "  [ \"$(sed -n 's/^.*) \\([A-Z]\\).*$/\\1/p' \"/proc/$gd_x/stat\" 2>/dev/null)\" = D ]"
-        + " && gd_stuck=1\n"
+        + '  gd_d "$gd_x" && sleep 1 && gd_d "$gd_x" && gd_stuck=1\n'
         + "done\n"
         + "if [ -z \"$gd_stuck\" ] && command -v nvidia-smi >/dev/null 2>&1; then\n"
         # Only all-digit lines: nvidia-smi prints its errors on stdout too.

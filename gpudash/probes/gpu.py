@@ -49,11 +49,12 @@ APPS_MEM_SLACK_MIB = 100.0
 # A still-living nvidia-smi is only "stuck" in uninterruptible sleep (state D): our previous one
 # was SIGKILLed by `timeout -k`, so if it survived it is in D — the hung-driver signature. A live
 # nvidia-smi in any other state is someone's `nvidia-smi dmon` or our own `-lms` stream, which
-# must not block probing forever.
+# must not block probing forever. A healthy nvidia-smi passes through D for milliseconds (a
+# driver call, a page-in): it counts as stuck only when it is still in D a second later.
 _GUARD = (
+    "gd_d() { [ \"$(sed -n 's/^.*) \\([A-Z]\\).*$/\\1/p' \"/proc/$1/stat\" 2>/dev/null)\" = D ]; }; "
     'for p in $(pgrep -u "$(id -u)" -x nvidia-smi 2>/dev/null); do '
-    "s=$(sed -n 's/^.*) \\([A-Z]\\).*$/\\1/p' \"/proc/$p/stat\" 2>/dev/null); "
-    f'if [ "$s" = D ]; then echo {STUCK_MARKER}; exit 0; fi; '
+    f'if gd_d "$p" && sleep 1 && gd_d "$p"; then echo {STUCK_MARKER}; exit 0; fi; '
     "done; "
 )
 

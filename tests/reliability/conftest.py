@@ -315,13 +315,16 @@ def own_sshd(tmp_path, monkeypatch):
 
 VFORK_C = r"""
 #include <stdio.h>
+#include <stdlib.h>
 #include <unistd.h>
 /* The vfork parent waits in uninterruptible sleep (state D) until the child exits: a faithful
-   stand-in for an nvidia-smi stuck in the driver. The child prints its pid and sleeps. */
-int main(void) {
+   stand-in for an nvidia-smi stuck in the driver. The child prints its pid and sleeps argv[1]
+   milliseconds (default 120 s): a short one is a healthy nvidia-smi passing through D. */
+int main(int argc, char **argv) {
+    long ms = argc > 1 ? atol(argv[1]) : 120000;
     pid_t p = vfork();
     if (p == 0) { char b[32]; int n = snprintf(b, sizeof b, "%d\n", (int)getpid());
-                  write(1, b, n); sleep(120); _exit(0); }
+                  write(1, b, n); usleep(ms * 1000); _exit(0); }
     return 0;
 }
 """
@@ -359,8 +362,9 @@ def stuck_nvidia_smi(dstate_binary):
     """Start an nvidia-smi stuck in D state (as the box's user); released at teardown."""
     started: list[Stuck] = []
 
-    def start() -> Stuck:
-        proc = subprocess.Popen([str(dstate_binary)], stdout=subprocess.PIPE)
+    def start(ms: int | None = None) -> Stuck:
+        argv = [str(dstate_binary)] + ([str(ms)] if ms is not None else [])
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE)
         s = Stuck(proc, int(proc.stdout.readline()))
         started.append(s)
         return s

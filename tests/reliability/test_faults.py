@@ -118,6 +118,31 @@ async def test_d_state_nvidia_smi_is_driver_hung_and_never_stacked(remote, figur
     await close_and_count(figures, w, remote)
 
 
+def test_an_nvidia_smi_passing_through_d_state_is_not_stuck(kit, stuck_nvidia_smi, figures):
+    """A healthy nvidia-smi is in D for an instant (a driver call, a page-in); a second gpudash
+    probing at that instant must not report driver_hung. (Found by the status test above with
+    seven boxes probing at once.) Here a stand-in sits in D for 0.4 s as the guard looks."""
+    import subprocess
+    import time
+
+    from gpudash.probes import gpu
+    from gpudash.probes.gpu import parse_gpu
+
+    figures.fault("nvidia-smi passing through D state (not stuck)", "local")
+    env = dict(os.environ, PATH=f"{kit.bin}:{BIN}:{os.environ['PATH']}")
+    brief = stuck_nvidia_smi(400)
+    assert brief.state() == "D"
+    t0 = time.monotonic()
+    r = subprocess.run(["/bin/sh", "-c", gpu.gpu_step(guard_hung=True).script], env=env,
+                       capture_output=True, timeout=30)
+    took = time.monotonic() - t0
+    brief.proc.wait(timeout=10)
+    assert took >= 0.9, "the guard never saw the transient D state: the test proved nothing"
+    res = parse_gpu(r.stdout, r.stderr, r.returncode)
+    assert not hasattr(res, "reason"), res
+    assert kit.calls() == 1
+
+
 # ----------------------------------------------------------------------------- the link
 
 
