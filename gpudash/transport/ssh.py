@@ -246,6 +246,9 @@ class SshTransport(Transport):
             login_timeout=self.login_timeout,
             keepalive_interval=self.keepalive_interval,
             keepalive_count_max=self.keepalive_count_max,
+            # AES-GCM first (the rest of asyncssh's defaults stay after it): with AES-NI it costs
+            # ~23% less client CPU per tick than asyncssh's default chacha20 (benchmarks/).
+            encryption_algs="^aes128-gcm@openssh.com,aes256-gcm@openssh.com",
         )
         if self.target.port is not None:
             kw["port"] = self.target.port
