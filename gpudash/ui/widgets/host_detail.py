@@ -12,6 +12,7 @@ from datetime import tzinfo
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
+from textual.css.query import NoMatches
 from textual.content import Content
 from textual.widget import Widget
 
@@ -127,7 +128,7 @@ class HostDetail(Widget):
         for panel in self.query(".panel"):
             update = getattr(panel, "update_view", None)
             if update is not None:
-                update(view, now)
+                _update_when_mounted(panel, update, view, now)
 
     def update_alerts(self, items: list[AlertItem]) -> None:
         for panel in self.query(AlertsPanel):
@@ -145,3 +146,14 @@ class HostScroll(VerticalScroll):
         Binding("j", "scroll_down", "Down", show=False, id="page_down"),
         Binding("k", "scroll_up", "Up", show=False, id="page_up"),
     ]
+
+
+def _update_when_mounted(panel, update, view, now, tries: int = 3) -> None:
+    """A view can arrive while a just-opened screen's panels are still mounting their own
+    children (`#jobs-summary` not there yet): paint it after the next refresh instead of letting
+    NoMatches end the app; a panel that is being removed is simply skipped."""
+    try:
+        update(view, now)
+    except NoMatches:
+        if tries > 0 and panel.is_attached:
+            panel.call_after_refresh(_update_when_mounted, panel, update, view, now, tries - 1)
