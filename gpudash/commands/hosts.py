@@ -17,11 +17,12 @@ def spec_for_target(target: str) -> WatchSpec:
     return WatchSpec(name=target, target=target, transport="ssh", discover=True)
 
 
-def load_specs(args) -> list[WatchSpec] | int:
+def load_specs(args, config=None) -> list[WatchSpec] | int:
     """Specs for the command, or an exit code (2) after printing config problems."""
     from gpudash.watch.spec import spec_from_host_config
 
-    config = load_config_or_exit(args)
+    if config is None:
+        config = load_config_or_exit(args)
     if isinstance(config, int):
         return config
     hosts = list(getattr(args, "hosts", None) or [])
@@ -52,4 +53,24 @@ def load_config_or_exit(args):
         return load_config(Path(path) if path else None)
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
+        return 2
+
+
+def build_fleet(args):
+    """(config, fleet) for `watch` and `status`: the named hosts, the config's, or this machine,
+    plus the hosts Prometheus knows when `--prometheus`/`[prometheus]` is set; or an exit code
+    (2) after printing what is wrong."""
+    from gpudash.watch.fleet import Fleet
+    from gpudash.watch.prom_fleet import prometheus_fleet_from_args
+
+    config = load_config_or_exit(args)
+    if isinstance(config, int):
+        return config
+    specs = load_specs(args, config)
+    if isinstance(specs, int):
+        return specs
+    try:
+        return config, prometheus_fleet_from_args(args, config, specs) or Fleet(specs)
+    except ValueError as exc:
+        print(f"gpudash: {exc}", file=sys.stderr)
         return 2

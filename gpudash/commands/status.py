@@ -21,25 +21,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     import asyncio
 
-    from gpudash.commands.hosts import load_specs
-    from gpudash.watch.fleet import Fleet
-
-    specs = load_specs(args)
-    if isinstance(specs, int):
-        return specs
     from gpudash.commands.history import attach_history, close_history
-    from gpudash.commands.hosts import load_config_or_exit
+    from gpudash.commands.hosts import build_fleet
 
-    config = load_config_or_exit(args)
-    if isinstance(config, int):
-        return config
-    from gpudash.watch.prom_fleet import prometheus_fleet_from_args
-
-    try:
-        fleet = prometheus_fleet_from_args(args, config, specs) or Fleet(specs)
-    except ValueError as exc:
-        print(f"gpudash: {exc}", file=sys.stderr)
-        return 2
+    built = build_fleet(args)
+    if isinstance(built, int):
+        return built
+    config, fleet = built
 
     async def one_round():
         # A cron `status` shares the store with a TUI: alerts are claimed there, never sent twice.

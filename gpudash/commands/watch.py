@@ -11,25 +11,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from gpudash.commands.hosts import load_config_or_exit, load_specs
-
-    config = load_config_or_exit(args)
-    if isinstance(config, int):
-        return config
-    specs = load_specs(args)
-    if isinstance(specs, int):
-        return specs
-    import sys
-
+    from gpudash.commands.hosts import build_fleet
     from gpudash.ui.run import run_tui
-    from gpudash.watch.fleet import Fleet
-    from gpudash.watch.prom_fleet import prometheus_fleet_from_args
 
-    try:
-        fleet = prometheus_fleet_from_args(args, config, specs) or Fleet(specs)
-    except ValueError as exc:
-        print(f"gpudash: {exc}", file=sys.stderr)
-        return 2
+    built = build_fleet(args)
+    if isinstance(built, int):
+        return built
+    config, fleet = built
     return run_tui(fleet, config=config, history=True, teardown=teardown_for(fleet, config))
 
 
