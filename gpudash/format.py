@@ -42,7 +42,12 @@ def age(seconds: float | None) -> str:
 
 
 def clock(epoch: float | None) -> str:
-    return "?" if epoch is None else time.strftime("%H:%M", time.localtime(epoch))
+    if epoch is None:
+        return "?"
+    try:
+        return time.strftime("%H:%M", time.localtime(epoch))
+    except (OverflowError, OSError, ValueError):  # a nonsense timestamp from a box
+        return "?"
 
 
 def duration(seconds: float | None) -> str:

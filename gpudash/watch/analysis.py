@@ -61,7 +61,7 @@ class HostAnalysis:
         prog = tm.parse_progress(raws)
         if prog is not None:
             self.progress = prog
-        done = tm.completion_line("\n".join(raws), extra=self.spec.completion_lines) if _accepts_extra(tm.completion_line) else tm.completion_line("\n".join(raws))
+        done = tm.completion_line("\n".join(raws), extra=self.spec.completion_lines)
         if done is not None:
             self.completion = done
         if self.wandb_url is None:
@@ -160,11 +160,3 @@ def _with_time(p, now: float):
 
     return dataclasses.replace(p, at=now)
 
-
-def _accepts_extra(fn) -> bool:
-    import inspect
-
-    try:
-        return "extra" in inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
