@@ -44,7 +44,7 @@ def sacct(job_id):
 def test_running_job_then_cancelled(slurm, tmp_path):
     out = tmp_path / "job-%j.out"
     job = slurm.sbatch(
-        "-J", "tr|ain job", "-o", str(out), "-D", str(tmp_path),
+        "-J", "tr|ain job", "-o", str(out), "-D", str(tmp_path), "-t", "30",
         "--wrap", "echo step 1 loss 0.9; echo step 2 loss 0.8; sleep 120",
     )
     log = tmp_path / f"job-{job}.out"
@@ -56,7 +56,7 @@ def test_running_job_then_cancelled(slurm, tmp_path):
 
     running = slurm.wait_for(is_running, "the job to be RUNNING")
     assert running.job_id == job and running.name == "tr|ain job" and running.user == "root"
-    assert running.nodes == "1" and running.time_limit == "UNLIMITED" and running.source == "squeue"
+    assert running.nodes == "1" and running.time_limit == "30:00" and running.source == "squeue"
 
     sc = scontrol(job)
     assert isinstance(sc, tuple) and len(sc) == 1
