@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 
 # Bands: which failure is the root cause when several appear in one episode.
 HARDWARE = 1  # the box or the accelerator failed: everything after it is a consequence
@@ -32,18 +33,24 @@ class Signature:
     name: str
     cls: str
     band: int
-    pattern: re.Pattern
+    regex: str
     anchors: tuple[str, ...]
     soft: bool = False  # transient/retry noise: counts only when nothing else does
     cause: str | None = None  # disk_full: bytes | inodes | quota
     metric: bool = False  # a printed loss value: void when a finite loss is printed later
+    flags: int = re.I
+
+    @cached_property
+    def pattern(self) -> re.Pattern:
+        # Compiled on first use, not at import: compiling the whole table cost ~0.3 s of the
+        # TUI's start-up, and the anchor prefilter means most patterns never run on a given log.
+        return re.compile(self.regex, self.flags)
 
 
 def S(name: str, cls: str, band: int, pattern: str, *anchors: str, icase: bool = True,
       soft: bool = False, cause: str | None = None, metric: bool = False) -> Signature:
-    flags = re.I if icase else 0
-    return Signature(name, cls, band, re.compile(pattern, flags), tuple(a.lower() for a in anchors),
-                     soft, cause, metric)
+    return Signature(name, cls, band, pattern, tuple(a.lower() for a in anchors),
+                     soft, cause, metric, re.I if icase else 0)
 
 
 # Lines that look alarming but are routine, or are the consequence of a decision made elsewhere.
