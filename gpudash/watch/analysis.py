@@ -142,8 +142,8 @@ class HostAnalysis:
         from gpudash.health.thresholds import Intervals
 
         c = self.spec.cadence
-        return Intervals(gpu=c.gpu, log=c.log, disk=c.disk, memory=c.memory, jobs=c.jobs,
-                         files=c.files, ray=c.ray)
+        return Intervals(gpu=c.gpu, log=c.log_slowest, disk=c.disk, memory=c.memory, jobs=c.jobs,
+                         files=c.files, ray=c.ray, stale_after=c.stale_after)
 
     def _configure_context(self) -> None:
         ctx = self.context

@@ -90,6 +90,10 @@ class HostWatcher:
         self.log_grew_at: float | None = None
         self.log_at: float | None = None
         self.log_skipped = 0
+        #: seconds until the next log read: `cadence.log` while bytes arrive, doubling up to
+        #: `cadence.log_slowest` while nothing does (a quiet log is read ~5× less often)
+        self.log_wait = spec.cadence.log
+        self._log_active = False  # something happened to the log since the last read
         self.assembler = LineAssembler()
         self.analysis = HostAnalysis(spec)
         self.discovered = None
@@ -435,6 +439,7 @@ class HostWatcher:
         self.log_inode = chunk.inode
         self.log_skipped += chunk.skipped
         if chunk.data or chunk.reset:
+            self._log_active = True
             if chunk.data:
                 self.log_grew_at = now
             lines = self.assembler.feed(chunk)
@@ -448,6 +453,7 @@ class HostWatcher:
         self.log_started = False
         self.log_lines.clear()
         self.analysis.reset_log()
+        self._log_active = True  # a new file: read it at the base cadence
 
     # ------------------------------------------------------------------ link
 
@@ -582,15 +588,32 @@ class HostWatcher:
                     self._internal_error(group, exc)
                     await asyncio.sleep(interval)
         wake = self._wake.setdefault(group, asyncio.Event())
+        wait = interval
         while True:
+            # Cleared before the round: a probe_now that lands while it runs gets a fresh one.
+            wake.clear()
             if not self.paused:
                 try:
                     await self.round(group)
+                    if group == "log":
+                        wait = self._next_log_wait(interval)
                     self.refresh()
                 except Exception as exc:  # noqa: BLE001 - a bug must not end the host's watch
                     self._internal_error(group, exc)
-            wake.clear()
             try:
-                await asyncio.wait_for(wake.wait(), timeout=interval)
+                await asyncio.wait_for(wake.wait(), timeout=wait)
+                if group == "log":  # probe_now: read at once, and back to the base cadence
+                    self._log_active = True
             except TimeoutError:
                 pass
+
+    def _next_log_wait(self, base: float) -> float:
+        """Back off while the log is quiet: the base cadence after a read that brought bytes
+        (or a reset, a new file, a `probe_now`), else double the last wait up to the cap."""
+        if self._log_active:
+            self.log_wait = base
+        else:
+            cap = max(base, min(8 * base, self.spec.cadence.log_quiet_max))
+            self.log_wait = min(self.log_wait * 2, cap)
+        self._log_active = False
+        return self.log_wait

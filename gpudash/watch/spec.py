@@ -19,6 +19,21 @@ class Cadence:
     ray: float = 60.0
     probe_timeout: float = 8.0
     stale_after: float = 3.0  # intervals
+    # While the log is quiet its reads back off from `log` (doubling) to at most this. 5 s: a
+    # quiet log then costs the box ~1/5 of a read per second (a read is ~4 ms of CPU, mostly
+    # fork+exec: 0.08% of a core instead of 0.4%), new lines still show within 5 s, and every
+    # log-based verdict (a hang is minutes of silence) is far slower than that.
+    log_quiet_max: float = 5.0
+    # `procs` (pgrep + ps read all of /proc) runs on this slower cadence when tmux or Slurm
+    # already identify the job; otherwise it runs with every jobs round (see HostWatcher).
+    procs: float = 60.0
+
+    @property
+    def log_slowest(self) -> float:
+        """The longest gap between two log reads: doubling from ``log`` while nothing is
+        appended, up to ``log_quiet_max`` but never past 8 × ``log`` (nor below ``log``).
+        STALE for the log is judged against this, not against ``log``."""
+        return max(self.log, min(8 * self.log, self.log_quiet_max))
 
     def scaled(self, factor: float) -> "Cadence":
         """A time-compressed cadence (the demo)."""
@@ -26,6 +41,8 @@ class Cadence:
             *(getattr(self, f) * factor for f in ("gpu", "log", "disk", "memory", "jobs", "files", "ray")),
             probe_timeout=self.probe_timeout,
             stale_after=self.stale_after,
+            log_quiet_max=self.log_quiet_max * factor,
+            procs=self.procs * factor,
         )
 
 
@@ -112,14 +129,17 @@ def marker_paths(markers, log: str | None, checkpoint_dir: str | None) -> tuple[
     return tuple(dict.fromkeys(out))
 
 
-def health_thresholds(config_thresholds, stale_after: float):
-    """The config's thresholds → the health engine's (same field names)."""
-    import dataclasses
+def health_thresholds(config_thresholds, stale_after: float | None = None):
+    """The config's thresholds for the health engine. They are already health's own class
+    (gpudash.health.thresholds.Thresholds, built by gpudash.config), so nothing is translated and
+    no key can be dropped on the way; None means the defaults.
 
+    ``stale_after`` is not a threshold: it travels as ``Cadence.stale_after`` into health's
+    Intervals. The parameter is only accepted so existing callers keep working."""
     from gpudash.health.thresholds import Thresholds
 
-    names = {f.name for f in dataclasses.fields(Thresholds)}
-    values = {k: v for k, v in dataclasses.asdict(config_thresholds).items() if k in names}
-    if "stale_after_intervals" in names:
-        values["stale_after_intervals"] = stale_after
-    return Thresholds(**values)
+    if config_thresholds is None:
+        return Thresholds()
+    if not isinstance(config_thresholds, Thresholds):
+        raise TypeError(f"expected gpudash.health Thresholds, got {type(config_thresholds).__name__}")
+    return config_thresholds
