@@ -1,6 +1,7 @@
 """Pure helpers that keep hundreds of hosts and thousands of GPUs readable: one aggregated row per
 host ("node-a17: 8 GPUs, util 97% avg, 1 hot"), grouping by a label or by state, filtering
-("only problems", by state, a search string), sorting, and a one-line fleet summary.
+("only problems", by state, by label, a search query), sorting, the overview's arrangement
+(filter → sort → group), and a one-line fleet summary.
 
 They read :class:`HostView` objects only (no I/O, no Textual): the UI and `status` share them.
 An unavailable number is left out or shown as "n/a", never averaged in as 0.
@@ -9,6 +10,7 @@ An unavailable number is left out or shown as "n/a", never averaged in as 0.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from gpudash.model import State
 from gpudash.watch.view import HostView
@@ -53,6 +55,11 @@ _PROBLEM_WORDS = {
 
 def aggregate_row(view: HostView) -> str:
     """``node-a17: 8 GPUs, util 97% avg, mem 64%, 1 hot`` — the host's line in a big overview."""
+    return f"{view.name}: " + aggregate_text(view)
+
+
+def aggregate_text(view: HostView) -> str:
+    """The row without the name: ``8 GPUs, util 97% avg, mem 64%, 1 hot``."""
     s = gpu_stats(view)
     parts = [f"{s['gpus']} GPU{'s' if s['gpus'] != 1 else ''}" if s["gpus"] else "no GPU data"]
     if s["util"] is not None:
@@ -67,30 +74,113 @@ def aggregate_row(view: HostView) -> str:
         parts.append(f"{s['stale']} stale")
     if view.state is State.UNKNOWN and view.reason is not None:
         parts.append(view.reason.value)
-    return f"{view.name}: " + ", ".join(parts)
+    return ", ".join(parts)
 
 
 def is_problem(view: HostView) -> bool:
     return view.state is not State.OK
 
 
+def _label_match(view: HostView, key: str, value: str) -> bool:
+    """``key=value``: the label's key and value equal, case-insensitively (``rack=r1`` is not r10)."""
+    return any(str(k).lower() == key and str(x).lower() == value
+               for k, x in (view.labels or {}).items())
+
+
+def _text_match(view: HostView, needle: str) -> bool:
+    return needle in view.name.lower() or any(needle in str(x).lower()
+                                              for x in (view.labels or {}).values())
+
+
 def filter_views(views: Iterable[HostView], *, only_problems: bool = False,
-                 states: Iterable[State] | None = None, text: str = "") -> list[HostView]:
+                 states: Iterable[State] | None = None, text: str = "",
+                 labels: Iterable[tuple[str, str]] = ()) -> list[HostView]:
     """Views that pass every filter given. ``text`` matches the host name or any label value,
-    case-insensitively."""
+    case-insensitively (each whitespace-separated word must match); ``labels`` are
+    ``(key, value)`` pairs that must all be present."""
     wanted = set(states) if states is not None else None
-    needle = text.strip().lower()
+    words = [w for w in text.lower().split() if w]
+    pairs = [(str(k).lower(), str(x).lower()) for k, x in labels]
     out = []
     for v in views:
         if only_problems and not is_problem(v):
             continue
         if wanted is not None and v.state not in wanted:
             continue
-        if needle and needle not in v.name.lower() and not any(
-                needle in str(x).lower() for x in (v.labels or {}).values()):
+        if not all(_text_match(v, w) for w in words):
+            continue
+        if not all(_label_match(v, k, x) for k, x in pairs):
             continue
         out.append(v)
     return out
+
+
+@dataclass(frozen=True)
+class Query:
+    """A parsed overview search: ``gpu-a rack=r1 state:warn is:crit is:problem``."""
+
+    words: tuple[str, ...] = ()
+    labels: tuple[tuple[str, str], ...] = ()
+    states: frozenset[State] | None = None
+    problems: bool = False
+
+    @property
+    def empty(self) -> bool:
+        return not (self.words or self.labels or self.states is not None or self.problems)
+
+
+_STATE_PREFIXES = ("state:", "is:")
+
+
+def parse_query(text: str) -> Query:
+    """Words match names and label values; ``key=value`` a label; ``state:warn`` / ``is:crit``
+    a state (several are OR'ed); ``is:problem`` any state but OK. An unknown state word
+    (``is:blue``) stays a literal word, so it matches nothing rather than everything."""
+    words, labels, states, problems = [], [], set(), False
+    for tok in text.split():
+        low = tok.lower()
+        prefix = next((p for p in _STATE_PREFIXES if low.startswith(p)), None)
+        if prefix is not None:
+            what = low[len(prefix):]
+            if what in ("problem", "problems", "bad"):
+                problems = True
+                continue
+            state = next((s for s in State if s.value.lower() == what), None)
+            if state is not None:
+                states.add(state)
+                continue
+        elif "=" in tok.strip("="):
+            key, value = tok.split("=", 1)
+            labels.append((key.lower(), value.lower()))
+            continue
+        words.append(low)
+    return Query(tuple(words), tuple(labels), frozenset(states) if states else None, problems)
+
+
+def query_views(views: Iterable[HostView], query: str | Query, *,
+                only_problems: bool = False) -> list[HostView]:
+    q = parse_query(query) if isinstance(query, str) else query
+    return filter_views(views, only_problems=only_problems or q.problems, states=q.states,
+                        text=" ".join(q.words), labels=q.labels)
+
+
+def label_keys(views: Iterable[HostView]) -> list[str]:
+    """Every label key present in the views, sorted (the overview's grouping choices)."""
+    return sorted({str(k) for v in views for k in (v.labels or {})})
+
+
+def arrange(views: Sequence[HostView], *, query: str | Query = "", only_problems: bool = False,
+            sort: str | None = None, group: str | None = None
+            ) -> list[tuple[str | None, list[str]]]:
+    """The overview's order: filter, then sort (``None``: the given order), then group
+    (``None``: one unnamed group). Returns ``[(group or None, [host names])]``, empty groups left
+    out."""
+    shown = query_views(views, query, only_problems=only_problems)
+    if sort is not None:
+        shown = sort_views(shown, sort)
+    if group is None:
+        return [(None, [v.name for v in shown])] if shown else []
+    return [(g, [v.name for v in vs]) for g, vs in group_by(shown, group).items()]
 
 
 def group_by(views: Iterable[HostView], key: str) -> dict[str, list[HostView]]:
@@ -128,15 +218,35 @@ def sort_views(views: Iterable[HostView], by: str = "state") -> list[HostView]:
     return sorted(views, key=key)
 
 
-def fleet_summary(views: Sequence[HostView]) -> str:
-    """``125 hosts, 1000 GPUs: 120 OK, 3 WARN, 2 STALE; util 81% avg`` (states worst first)."""
+@dataclass(frozen=True)
+class FleetCounts:
+    hosts: int
+    gpus: int
+    states: tuple[tuple[State, int], ...]  # worst first, only states present
+    util: float | None
+
+    @property
+    def head(self) -> str:
+        h, g = self.hosts, self.gpus
+        return f"{h} host{'s' if h != 1 else ''}, {g} GPU{'s' if g != 1 else ''}"
+
+
+def fleet_counts(views: Sequence[HostView]) -> FleetCounts:
     counts: dict[State, int] = {}
     for v in views:
         counts[v.state] = counts.get(v.state, 0) + 1
-    n_gpus = sum(len(v.snapshot.gpus) for v in views)
-    util = _mean(g.util_pct for v in views for g in v.snapshot.gpus)
-    states = ", ".join(f"{counts[s]} {s.value}" for s in sorted(counts, key=lambda s: -s.rank))
-    text = f"{len(views)} host{'s' if len(views) != 1 else ''}, {n_gpus} GPU{'s' if n_gpus != 1 else ''}"
+    return FleetCounts(
+        hosts=len(views), gpus=sum(len(v.snapshot.gpus) for v in views),
+        states=tuple((s, counts[s]) for s in sorted(counts, key=lambda s: -s.rank)),
+        util=_mean(g.util_pct for v in views for g in v.snapshot.gpus))
+
+
+def fleet_summary(views: Sequence[HostView]) -> str:
+    """``125 hosts, 1000 GPUs: 120 OK, 3 WARN, 2 STALE; util 81% avg`` (states worst first)."""
+    c = fleet_counts(views)
+    util = c.util
+    states = ", ".join(f"{n} {s.value}" for s, n in c.states)
+    text = c.head
     if states:
         text += f": {states}"
     if util is not None:
