@@ -2,7 +2,8 @@
 
 One table per section. A key listed here with a converter is checked and converted; a key that is
 not listed is an error ("unknown key", with a "did you mean" suggestion or a specific hint). The
-defaults live on the dataclasses in ``types.py``; this file only says what is valid.
+defaults live on the dataclasses (``types.py``; thresholds and cadences in gpudash.health.thresholds,
+the classes health judges with); this file only says what is valid.
 """
 
 from __future__ import annotations
@@ -48,8 +49,9 @@ THRESHOLD_SPEC: dict[str, c.Converter] = {
     "gpu_temp_warn_c": c.number(0, 150, lo_open=True),
     "grad_norm_warn": c.number(0, lo_open=True),
     "loss_flat_pct": c.percent,
-    "loss_flat_windows": c.integer(1, 1000),
-    "loss_early_steps": c.integer(1),
+    # both compare an older mean with a newer one: fewer than 2 windows/steps has nothing to compare
+    "loss_flat_windows": c.integer(2, 1000),
+    "loss_early_steps": c.integer(2),
     "checkpoint_age_warn_s": _positive,
     "log_silent_warn_s": _positive,
     "log_silent_close_watch_s": _positive,
@@ -66,6 +68,7 @@ THRESHOLD_SPEC: dict[str, c.Converter] = {
 # (warn key, crit key): WARN must not come after CRIT.
 WARN_CRIT_PAIRS = (("disk_warn_pct", "disk_crit_pct"), ("inode_warn_pct", "inode_crit_pct"))
 
+# Every field is a key and every key a field: an accepted key is one health reads (no silent lie).
 assert set(TIMING_SPEC) == set(Timing.__dataclass_fields__)
 assert set(THRESHOLD_SPEC) == set(Thresholds.__dataclass_fields__)
 

@@ -1,8 +1,9 @@
 """The typed, frozen result of loading a config. Every consumer reads these, never raw TOML.
 
 Field names are the config's key names, so docs/config.md, the TOML and the code say the same
-thing. A host's ``timing`` and ``thresholds`` are fully resolved: ``[defaults]`` merged with that
-host's own overrides, so no consumer ever has to merge.
+thing. ``Thresholds`` and the cadence defaults are defined once, in gpudash.health.thresholds.
+A host's ``timing`` and ``thresholds`` are fully resolved: ``[defaults]`` merged with that host's
+own overrides, so no consumer ever has to merge.
 """
 
 from __future__ import annotations
@@ -10,6 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Mapping, Sequence
+
+# Thresholds is health's own class, not a copy: the config builds exactly what health judges with
+# (re-exported here as gpudash.config.Thresholds).
+from gpudash.health.thresholds import PROBES, Intervals, Thresholds
 
 from .frozen_map import FrozenMap
 from .targets import Target, is_local_target, parse_target
@@ -28,60 +33,39 @@ LOCAL_HOST_NAME = "localhost"
 _EMPTY: Mapping[str, str] = FrozenMap({})
 
 
+# The cadence defaults are health's Intervals (one definition); Timing adds what only the
+# transport needs. Its field names are the config's keys (``gpu_interval``, …).
+_IV = Intervals()
+
+
 @dataclass(frozen=True)
 class Timing:
     """Cadences, timeouts and staleness, in seconds (``stale_after`` counts intervals)."""
 
-    gpu_interval: float = 2.0
-    log_interval: float = 1.0
-    disk_interval: float = 10.0
-    memory_interval: float = 10.0
-    jobs_interval: float = 15.0
-    files_interval: float = 30.0
-    ray_interval: float = 60.0
+    gpu_interval: float = _IV.gpu
+    log_interval: float = _IV.log
+    disk_interval: float = _IV.disk
+    memory_interval: float = _IV.memory
+    jobs_interval: float = _IV.jobs
+    files_interval: float = _IV.files
+    ray_interval: float = _IV.ray
     probe_timeout: float = 8.0
     connect_timeout: float = 10.0
     keepalive_interval: float = 15.0
-    stale_after: float = 3.0
+    stale_after: float = _IV.stale_after
+
+    def intervals(self) -> Intervals:
+        """These cadences as the health engine's Intervals (what STALE is judged against)."""
+        return Intervals(**{p: getattr(self, f"{p}_interval") for p in PROBES},
+                         stale_after=self.stale_after)
 
     def interval(self, probe: str) -> float:
         """Seconds between samples of ``probe`` (gpu, log, disk, memory, jobs, files, ray)."""
-        return float(getattr(self, f"{probe}_interval"))
+        return self.intervals().of(probe)
 
     def stale_after_s(self, probe: str) -> float:
         """Data of ``probe`` older than this is STALE (``stale_after`` intervals)."""
-        return self.stale_after * self.interval(probe)
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    """When a check turns WARN/CRIT, the watch phases, hysteresis and flapping (product.md)."""
-
-    disk_warn_pct: float = 90.0
-    disk_crit_pct: float = 97.0
-    disk_warn_free_gb: float = 10.0
-    inode_warn_pct: float = 90.0
-    inode_crit_pct: float = 97.0
-    mem_warn_pct: float = 90.0
-    gpu_mem_warn_pct: float = 95.0
-    gpu_util_low_pct: float = 50.0
-    gpu_util_window_s: float = 300.0
-    gpu_temp_warn_c: float = 85.0
-    grad_norm_warn: float = 100.0
-    loss_flat_pct: float = 1.0
-    loss_flat_windows: int = 2
-    loss_early_steps: int = 100
-    checkpoint_age_warn_s: float = 7200.0
-    log_silent_warn_s: float = 600.0
-    log_silent_close_watch_s: float = 300.0
-    early_end_fraction: float = 0.5
-    close_watch_steps: int = 1000
-    patrol_window_s: float = 1800.0
-    hysteresis_results: int = 2
-    hysteresis_s: float = 10.0
-    flap_changes: int = 4
-    flap_window_s: float = 600.0
-    flap_stable_s: float = 600.0
+        return self.intervals().stale_after_s(probe)
 
 
 @dataclass(frozen=True)

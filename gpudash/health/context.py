@@ -16,8 +16,12 @@ from dataclasses import dataclass, field
 
 from gpudash.model import MetricPoint
 
-LOSS_SAMPLES_MAX = 50_000  # bound on remembered (time, loss) pairs: ~2 patrol windows at 25/s
-EARLY_LOSSES = 100  # "not falling over the first 100 logged steps"
+# Bound on remembered (time, loss) pairs: ~2 patrol windows at 25/s. A run logging faster, or more
+# loss_flat_windows, loses the oldest: the plateau rule then gives no verdict, never a wrong one.
+LOSS_SAMPLES_MAX = 50_000
+# "Not falling over the first N logged steps" (N = loss_early_steps) compares the mean of the first
+# few early losses with the newest ones: only that head is kept, and a count, so N costs no memory.
+EARLY_HEAD = 10
 
 
 class Phase(str, enum.Enum):
@@ -51,7 +55,8 @@ class RunContext:
     proc_start: float | None = None  # start of the process we think is the run (restart detection)
     nonfinite_loss: MetricPoint | None = None  # latched: "not finite once" is CRIT for the run
     loss_samples: deque = field(default_factory=lambda: deque(maxlen=LOSS_SAMPLES_MAX))
-    early_losses: list = field(default_factory=list)
+    early_losses: list = field(default_factory=list)  # the first EARLY_HEAD early losses
+    early_count: int = 0  # early losses seen (toward loss_early_steps)
     early_eligible: bool | None = None  # None: undecided until the first loss arrives
     last_point: MetricPoint | None = None  # newest metric point already ingested
     restarts: int = 0
@@ -73,6 +78,7 @@ class RunContext:
         self.nonfinite_loss = None
         self.loss_samples.clear()
         self.early_losses = []
+        self.early_count = 0
         self.early_eligible = None
         # last_point is kept on purpose: an appended log still holds the old run's points,
         # and only what comes after them belongs to the new run.

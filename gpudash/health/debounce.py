@@ -3,7 +3,7 @@
 - A check changes state only after the new state held for ``hysteresis_results`` consecutive
   results AND at least ``hysteresis_s`` seconds; the first result ever is taken at once.
 - ``flap_changes`` changes within ``flap_window_s`` mark it flapping: its alerts are held until it
-  has been stable for ``flap_window_s``, then ONE alert tells the settled state.
+  has been stable for ``flap_stable_s``, then ONE alert tells the settled state.
 - Alerts fire on changes only, measured against the last state a person was told about, so
   OK → STALE → OK says nothing. STALE itself is never alerted: the link or probe check that
   caused it carries the alert; changes into or out of STALE do not count towards flapping
@@ -130,7 +130,7 @@ class Debouncer:
     def _maybe_release(self, tr: _Track, now: float, alerts: list[Alert]) -> None:
         if not tr.flapping:
             return
-        if now - tr.since < self.th.flap_window_s:  # since: the latest change of any kind
+        if now - tr.since < self.th.flap_stable_s:  # since: the latest change of any kind
             return
         tr.flapping = False
         tr.changes.clear()

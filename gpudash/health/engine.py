@@ -50,7 +50,7 @@ def evaluate(
     now = snapshot.taken_at if now is None else now
     ctx = context if context is not None else RunContext()
     snap = snapshot
-    stale = stale_probes(snap, th, iv, now)
+    stale = stale_probes(snap, iv, now)
     checks: list[CheckResult] = [check_link(snap, now)]
     alive = None
 

@@ -1,4 +1,5 @@
-"""STALE: a verdict built from data older than 3 intervals of its probe is not a verdict.
+"""STALE: a verdict built from data older than ``stale_after`` (3) intervals of its probe is not a
+verdict.
 
 A check's probes are listed in ``detail["probes"]`` by :func:`gpudash.health.verdict.verdict`.
 When the SSH link is down, every probe whose last good sample predates the drop is stale at once
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from gpudash.health.thresholds import Intervals, Thresholds
+from gpudash.health.thresholds import Intervals
 from gpudash.health.verdict import age
 from gpudash.model import CheckResult, HostSnapshot, State
 
@@ -27,9 +28,7 @@ PROBE_AT = {
 _JUDGED = (State.OK, State.WARN, State.CRIT)
 
 
-def stale_probes(
-    snap: HostSnapshot, th: Thresholds, iv: Intervals, now: float
-) -> dict[str, float | None]:
+def stale_probes(snap: HostSnapshot, iv: Intervals, now: float) -> dict[str, float | None]:
     """Stale probes → age of their last good data (None: unknown, the link dropped before any).
 
     A ``*_at`` of None with data present means the builder did not stamp it: judged fresh.
@@ -38,19 +37,17 @@ def stale_probes(
     link = snap.link
     for probe, attr in PROBE_AT.items():
         at = getattr(snap, attr, None)
-        if isinstance(at, (int, float)) and now - at > th.stale_after_intervals * iv.of(probe):
+        if isinstance(at, (int, float)) and now - at > iv.stale_after_s(probe):
             out[probe] = now - at
         elif not link.ok and (at is None or link.since is None or at < link.since):
             out[probe] = None if at is None else now - at
     return out
 
 
-def stale_checks(
-    checks, snap: HostSnapshot, th: Thresholds, iv: Intervals, now: float
-) -> tuple[CheckResult, ...]:
+def stale_checks(checks, snap: HostSnapshot, iv: Intervals, now: float) -> tuple[CheckResult, ...]:
     """Turn the judged checks of stale probes STALE (never OK), keeping the last verdict in the
     summary and in ``detail["last_state"]``. UNKNOWN checks keep their own, better reason."""
-    return mark_stale(checks, stale_probes(snap, th, iv, now))
+    return mark_stale(checks, stale_probes(snap, iv, now))
 
 
 def mark_stale(checks, stale: dict[str, float | None]) -> tuple[CheckResult, ...]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 
-from gpudash.health.context import EARLY_LOSSES, Phase, RunContext
+from gpudash.health.context import EARLY_HEAD, Phase, RunContext
 from gpudash.health.jobs_summary import (
     COMPLETED,
     RUNNING,
@@ -22,7 +22,6 @@ from gpudash.health.verdict import FILES, JOBS, LOG, age, clock, finite, improve
 from gpudash.model import CheckResult, HostSnapshot, Reason, State
 
 RESTART_TOLERANCE_S = 5.0  # ps start times derived from elapsed seconds jitter by a second or two
-MIN_IMPROVEMENT = 0.01  # "windowed mean improves < 1 %"
 SCRIPT_SLACK_S = 1.0
 
 
@@ -83,13 +82,15 @@ def ingest_metrics(snap: HostSnapshot, ctx: RunContext, th: Thresholds, now: flo
                 ctx.early_eligible = step < th.close_watch_steps
             else:
                 ctx.early_eligible = p.line_no is not None and p.line_no <= th.close_watch_steps
-        if ctx.early_eligible and len(ctx.early_losses) < EARLY_LOSSES:
-            ctx.early_losses.append(float(p.loss))
+        if ctx.early_eligible and ctx.early_count < th.loss_early_steps:
+            ctx.early_count += 1
+            if len(ctx.early_losses) < EARLY_HEAD:
+                ctx.early_losses.append(float(p.loss))
     if pts:
         ctx.last_point = pts[-1]
     if not any_step and ctx.max_step is None and snap.progress is not None:
         _note_step(ctx, snap.progress.current)  # no step in the metrics: the progress counter
-    horizon = now - 2.5 * th.patrol_window_s
+    horizon = now - (th.loss_flat_windows + 0.5) * th.patrol_window_s
     while ctx.loss_samples and ctx.loss_samples[0][0] < horizon:
         ctx.loss_samples.popleft()
     _update_phase(ctx, th)
@@ -123,14 +124,18 @@ def check_loss(ctx: RunContext, th: Thresholds, now: float) -> CheckResult | Non
                        "lower the LR, clip gradients, check the data", (LOG,), step=bad.step)
     if not ctx.loss_samples:
         return None
-    recent = [v for _, v in itertools.islice(reversed(ctx.loss_samples), 10)][::-1]
-    latest = recent[-1]
-    early = ctx.early_losses
-    if len(early) >= EARLY_LOSSES:
-        first = mean(early[:10])
+    latest = ctx.loss_samples[-1][1]
+    n_early = th.loss_early_steps
+    if n_early >= 2 and ctx.early_count >= n_early:  # (the config refuses < 2: nothing to compare)
+        # first k early losses vs the newest k: k = 10 for the default 100, fewer for a short N
+        # (k <= N/2 when N >= 2, so the two means never start out as the same points)
+        k = max(1, min(EARLY_HEAD, n_early // 10))
+        recent = [v for _, v in itertools.islice(reversed(ctx.loss_samples), k)]
+        first = mean(ctx.early_losses[:k])
         last = mean(recent)
-        if first is not None and last is not None and improvement(first, last) < MIN_IMPROVEMENT:
-            return verdict("loss", State.WARN, f"loss not falling over the first {EARLY_LOSSES} "
+        if first is not None and last is not None \
+                and improvement(first, last) < th.loss_flat_pct / 100:
+            return verdict("loss", State.WARN, f"loss not falling over the first {n_early} "
                            f"logged steps (mean {first:.4g} → {last:.4g})", (LOG,),
                            kind="not_falling")
     if ctx.phase is Phase.PATROL:
@@ -143,22 +148,26 @@ def check_loss(ctx: RunContext, th: Thresholds, now: float) -> CheckResult | Non
 
 
 def _plateau(ctx: RunContext, th: Thresholds, now: float) -> CheckResult | None:
-    """WARN when the mean of the last patrol window improved < 1 % on the window before it."""
+    """WARN when, over ``loss_flat_windows`` patrol windows, the windowed mean improved less than
+    ``loss_flat_pct``: the newest window's mean against the oldest one's (2: the window before)."""
     w = th.patrol_window_s
+    n = th.loss_flat_windows
     samples = ctx.loss_samples
-    if w <= 0 or not samples or samples[0][0] > now - 2 * w + 0.1 * w:
-        return None  # less than two windows of history: no verdict
+    if w <= 0 or n < 2 or not samples or samples[0][0] > now - n * w + 0.1 * w:
+        return None  # less than n windows of history: no verdict
     cur = [v for t, v in samples if now - w < t <= now]
-    prev = [v for t, v in samples if now - 2 * w < t <= now - w]
+    old_end = now - (n - 1) * w
+    prev = [v for t, v in samples if old_end - w < t <= old_end]
     if len(cur) < 2 or len(prev) < 2:
         return None
     a, b = mean(prev), mean(cur)
     if a is None or b is None:
         return None
     imp = improvement(a, b)
-    if imp < MIN_IMPROVEMENT:
+    if imp < th.loss_flat_pct / 100:
+        before = f"the {age(w)} before" if n == 2 else f"in the window {age((n - 1) * w)} earlier"
         return verdict("loss", State.WARN, f"loss flat: mean {b:.4g} over the last {age(w)} vs "
-                       f"{a:.4g} the {age(w)} before ({-100 * imp:+.1f}%)", (LOG,), kind="plateau",
+                       f"{a:.4g} {before} ({-100 * imp:+.1f}%)", (LOG,), kind="plateau",
                        improvement=imp)
     return None
 
@@ -285,8 +294,10 @@ def check_run_ended(snap: HostSnapshot, th: Thresholds, ctx: RunContext, now: fl
     ended = ctx.ended_at if ctx.ended_at is not None else now
     dur = ended - started if started is not None else None
     exp = ctx.expected_duration_s
-    if dur is not None and finite(exp) and exp > 0 and dur < exp / 2:
-        return verdict("run.ended", State.WARN, f"run ended after {age(dur)}, under half its "
+    frac = th.early_end_fraction
+    if dur is not None and finite(exp) and exp > 0 and dur < exp * frac:
+        under = "half" if frac == 0.5 else f"{100 * frac:g}% of"
+        return verdict("run.ended", State.WARN, f"run ended after {age(dur)}, under {under} its "
                        f"expected {age(exp)} — probable failure", probes, category=COMPLETED,
                        duration_s=dur)
     took = f" after {age(dur)}" if dur is not None else ""

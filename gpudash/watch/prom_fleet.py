@@ -60,6 +60,7 @@ class PrometheusFleet(Fleet):
         clock: Callable[[], float] = time.time,
         seed_history: bool = True,
         thresholds=None,
+        stale_after: float | None = None,
     ) -> None:
         super().__init__(specs, transports=transports, clock=clock)
         self.source = source
@@ -68,6 +69,8 @@ class PrometheusFleet(Fleet):
         self.gpu_hosts_only = gpu_hosts_only
         self.seed_history = seed_history
         self.thresholds = thresholds  # health Thresholds for hosts only Prometheus knows
+        # ... and their STALE rule (config stale_after; a cadence, so it rides on the Cadence)
+        self.base_cadence = Cadence() if stale_after is None else Cadence(stale_after=stale_after)
         self.overlays: dict[str, PromOverlay] = {}
         self._seeded = False
         self._wake = asyncio.Event()
@@ -106,7 +109,7 @@ class PrometheusFleet(Fleet):
     def _add(self, host: str, labels: dict) -> HostWatcher:
         """A host only Prometheus knows."""
         spec = WatchSpec(name=host, target=host, transport="prometheus",
-                         cadence=prom_cadence(Cadence(), self.interval),
+                         cadence=prom_cadence(self.base_cadence, self.interval),
                          thresholds=self.thresholds,
                          labels={"source": "prometheus", **labels})
         ov = self._overlay(host, owns_link=True)
@@ -267,12 +270,10 @@ def prometheus_fleet_from_args(args, config, specs: Sequence[WatchSpec]) -> Flee
     if not url and pc is None:
         return None
     source = source_from_config(url, pc)
-    thresholds = None
+    thresholds = stale_after = None
     if config is not None:
-        from gpudash.watch.spec import health_thresholds
-
         d = config.defaults
-        thresholds = health_thresholds(d.thresholds, d.timing.stale_after)
+        thresholds, stale_after = d.thresholds, d.timing.stale_after
     specs = list(specs)
     if not getattr(args, "hosts", None) and _only_implicit_local(specs, config):
         specs = []  # `gpudash --prometheus URL`: the fleet, not also this laptop
@@ -290,7 +291,7 @@ def prometheus_fleet_from_args(args, config, specs: Sequence[WatchSpec]) -> Flee
         print(f"gpudash: Prometheus at {source.url} knows no host with DCGM GPU metrics yet",
               file=sys.stderr)
     return fleet_with_prometheus(specs, source, interval=interval, initial=initial,
-                                 thresholds=thresholds)
+                                 thresholds=thresholds, stale_after=stale_after)
 
 
 def _only_implicit_local(specs, config) -> bool:
