@@ -237,6 +237,30 @@ def test_script_path_not_visible_here_uses_the_root(tree):
     assert (s.source, s.used_bytes, s.limit_bytes) == ("cgroup_v2", GiB, 2 * GiB)
 
 
+def test_script_prints_each_file_exactly_as_cat_did(tree):
+    # The builtin `read` loop replaced a `cat` per file: same bytes (a final newline added to a
+    # file without one), backslashes, tabs and leading blanks kept, a directory or a missing
+    # file an empty section, no error text.
+    proc, cg = tree
+    stat = "inactive_file 5\\n \\t x\n  lead\ttab\ntrail \\"  # no final newline
+    write(proc, {"4242/cgroup": "0::/a:b/c d\n"})
+    write(cg, {"cgroup.controllers": "memory\n", "a:b/c d/memory.current": "7\n",
+               "a:b/c d/memory.stat": stat})
+    (cg / "a:b" / "c d" / "memory.max").mkdir()  # not a file
+    r = sh(memory.memory_step(4242, cgroup_root=str(cg), proc_root=str(proc)).script)
+    d = f"{cg}/a:b/c d"
+    expected = (f"== {proc}/4242/cgroup\n0::/a:b/c d\n== {d}/memory.current\n7\n"
+                f"== {d}/memory.max\n== {d}/memory.events\n== {d}/memory.stat\n{stat}\n"
+                f"== {d}/cpu.max\n== {proc}/meminfo\n{MEMINFO}== nproc\n"
+                f"{len(os.sched_getaffinity(0))}\n== {proc}/loadavg\n1.00 2.00 3.00 2/300 999\n")
+    assert (r.stdout.decode(), r.stderr, r.returncode) == (expected, b"", 0)
+
+
+def test_script_forks_no_cat_or_awk():
+    script = memory.memory_step(1).script
+    assert "cat " not in script and "awk" not in script
+
+
 def test_pid_must_be_an_int():
     for bad in ("1; touch pwned", 1.5, True, 0, -3):
         with pytest.raises(ValueError):
