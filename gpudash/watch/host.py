@@ -77,6 +77,7 @@ class HostWatcher:
         self.slurm: tuple = ()
         self.ray: tuple = ()
         self.jobs_at: float | None = None
+        self._procs_ran_at: float | None = None  # time.monotonic() of the last good /proc scan
         self.markers: tuple = ()
         self.checkpoints = None
         self.files_at: float | None = None
@@ -132,6 +133,16 @@ class HostWatcher:
         steps = self.steps_for(group)
         if not steps:
             return
+        await self._run_steps(steps)
+        if (group == "jobs" and self.spec.pgrep and all(st.key != "procs" for st in steps)
+                and not self._job_identified()):
+            # The scan was skipped because tmux/Slurm vouched for the job, and now they do not
+            # (the pane died, the job left the queue): re-scan /proc now, not a round later.
+            from gpudash.probes import processes
+
+            await self._run_steps([processes.processes_step(self.spec.pgrep)])
+
+    async def _run_steps(self, steps: list[Step]) -> None:
         deadline = self.spec.cadence.probe_timeout + 2.0
         try:
             results = await self.transport.run(steps, deadline=deadline)
@@ -206,7 +217,7 @@ class HostWatcher:
                     gpu.gpu_health_step(srun_jobid=self._srun_jobid(), guard_hung=stuck)]
         if group == "jobs":
             steps = [gpu.gpu_apps_step(srun_jobid=self._srun_jobid(), guard_hung=stuck), tmux.tmux_step()]
-            if s.pgrep:
+            if s.pgrep and self._procs_due():
                 steps.append(processes.processes_step(s.pgrep))
             if s.discover:
                 from gpudash.probes import discovery
@@ -232,6 +243,24 @@ class HostWatcher:
 
             return [ray.ray_step(s.ray_job, s.ray_address)]
         return []
+
+    def _job_identified(self) -> bool:
+        """tmux or Slurm says the job is running: the /proc scan is then only a cross-check."""
+        from gpudash.health.jobs_summary import RUNNING, job_category, tmux_category
+
+        if self.spec.tmux_session and any(
+                t.name == self.spec.tmux_session and tmux_category(t) == RUNNING for t in self.tmux):
+            return True
+        return bool(self.spec.slurm_job or self.spec.slurm_user) and any(
+            job_category(j.state, "slurm") == RUNNING for j in self.slurm)
+
+    def _procs_due(self) -> bool:
+        """`procs` (pgrep + ps: ~17 ms of box CPU, it reads all of /proc) runs with every jobs
+        round while nothing else identifies the job, else every `cadence.procs` (60 s)."""
+        if self._procs_ran_at is None or not self._job_identified():
+            return True
+        # a little slack: a 60 s cadence on 15 s rounds is every 4th round, not every 5th
+        return time.monotonic() - self._procs_ran_at >= self.spec.cadence.procs - 1.0
 
     def _srun_jobid(self) -> str | None:
         # On Slurm the GPUs are on the compute node: reach them through the job (never the
@@ -327,6 +356,7 @@ class HostWatcher:
 
         parsed = parse_processes(res.stdout, res.stderr, res.exit_code)
         if not isinstance(parsed, ProbeError):
+            self._procs_ran_at = time.monotonic()
             self.processes = parsed
             self.jobs_at = now
 

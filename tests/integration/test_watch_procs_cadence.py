@@ -1,0 +1,101 @@
+"""`procs` (a pgrep + ps scan of /proc) runs on its own slow cadence while tmux vouches for the
+job, with every jobs round when nothing does, and at once when tmux stops vouching.
+
+Real watcher rounds over the local transport, a real private tmux server (its own TMUX_TMPDIR,
+the default socket name there, so the watcher's plain `tmux` finds it), a real process matched
+by pgrep. No timing assertions: which steps each round ran, and what the watcher saw.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import subprocess
+import sys
+
+import pytest
+
+from gpudash.transport.local import LocalTransport
+from gpudash.watch.host import HostWatcher
+from gpudash.watch.spec import Cadence, WatchSpec
+from tests.services.require import require_binary
+
+
+class Recording(LocalTransport):
+    """The local transport, remembering the step keys of every batch it ran."""
+
+    def __init__(self, **kw) -> None:
+        super().__init__(**kw)
+        self.batches: list[list[str]] = []
+
+    async def run(self, steps, *, deadline):
+        self.batches.append([s.key for s in steps])
+        return await super().run(steps, deadline=deadline)
+
+
+@pytest.fixture
+def tmux_env(tmp_path):
+    tmux = require_binary("tmux")
+    env = {k: v for k, v in os.environ.items() if k != "TMUX"}
+    env["TMUX_TMPDIR"] = str(tmp_path)
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([tmux, "-f", "/dev/null", *args], env=env, capture_output=True,
+                              text=True, timeout=20, stdin=subprocess.DEVNULL)
+
+    yield env, run
+    run("kill-server")
+
+
+async def jobs_round(w: HostWatcher, t: Recording) -> list[list[str]]:
+    n = len(t.batches)
+    await asyncio.wait_for(w.round("jobs"), 60)
+    return t.batches[n:]
+
+
+async def test_procs_slow_while_tmux_vouches_at_once_when_it_stops(tmux_env):
+    env, tmux = tmux_env
+    token = "gdprocs" + secrets.token_hex(6)
+    job = f"{sys.executable} -c 'import time; time.sleep(600)' {token}"
+    assert tmux("new-session", "-d", "-s", "train", job).returncode == 0
+    t = Recording(env=env)
+    spec = WatchSpec(name="b", transport="local", pgrep=token, tmux_session="train",
+                     gpu_stream=False, cadence=Cadence(procs=3600))
+    w = HostWatcher(spec, t)
+    try:
+        # First round: nothing known yet, the scan runs, and finds the job.
+        first = await jobs_round(w, t)
+        assert any("procs" in b for b in first)
+        assert [p.pid for p in w.processes] and w._job_identified()
+        # tmux says the job runs: the next rounds skip the /proc scan.
+        for _ in range(2):
+            assert all("procs" not in b for b in await jobs_round(w, t))
+        assert w.processes  # the last scan's answer stands
+
+        # The job ends (its pane and session with it): the round that sees it re-scans at once.
+        pid = w.processes[0].pid
+        os.kill(pid, 9)
+        async with asyncio.timeout(60):
+            while True:
+                batches = await jobs_round(w, t)
+                if not w._job_identified():
+                    break
+        assert batches[-1] == ["procs"]  # the follow-up scan, in the same round
+        assert w.processes == ()
+        # Nothing vouches now: every jobs round scans.
+        assert any("procs" in b for b in await jobs_round(w, t))
+    finally:
+        await t.close()
+
+
+async def test_without_tmux_or_slurm_every_round_scans(tmp_path):
+    t = Recording()
+    spec = WatchSpec(name="b", transport="local", pgrep="gd-no-such-" + secrets.token_hex(4),
+                     gpu_stream=False)
+    w = HostWatcher(spec, t)
+    try:
+        for _ in range(3):
+            assert any("procs" in b for b in await jobs_round(w, t))
+    finally:
+        await t.close()
