@@ -33,7 +33,8 @@ import zlib
 from pathlib import Path
 
 _BATCH_END = re.compile(rb"printf '\\n@@GD:([0-9a-f]+):Z:(\d+)\\n' >&2\n")
-_STEP = re.compile(rb"printf '\\n@@GD:[0-9a-f]+:S:([A-Za-z0-9_.-]+)\\n' >&2; ")
+# a step's start marker on stderr ends its printf (the first shares it with the begin marker)
+_STEP = re.compile(rb"@@GD:[0-9a-f]+:S:([A-Za-z0-9_.-]+)\\n' >&2(?:; |\n)")
 _STREAM = re.compile(rb"printf '\\n@@GD:([0-9a-f]+):B:0\\n'\n")
 _LOG = re.compile(rb"off=(\d+); pino=([^;\n]*); max=(\d+)")
 _LMS = re.compile(rb"-lms'? '?(\d+)")

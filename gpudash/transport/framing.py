@@ -49,26 +49,44 @@ PRELUDE = (
 
 def render_batch(steps: Sequence[Step], nonce: str, batch_id: int) -> bytes:
     """The script for one batch. Each step runs as `timeout -k 1 T sh -c SCRIPT </dev/null`, and its
-    process group is killed when it ends."""
+    process group is killed when it ends.
+
+    Markers are written with as few `printf`s as the format allows, because every write the box
+    makes between two steps can become its own SSH packet (and client CPU to decrypt it): one per
+    stream before the first step ("begin" + its "start"), one per step boundary on stdout ("end of
+    step n" + "start of step n+1"), one on stderr (its "start of step n+1": per-step stderr
+    needs a boundary there too), and one per stream after the last step (its "end" + "batch end").
+    """
     seen: set[str] = set()
-    out = [f"printf '\\n@@GD:{nonce}:B:{batch_id}\\n'; printf '\\n@@GD:{nonce}:B:{batch_id}\\n' >&2\n"]
+    keys = []
     for step in steps:
         key = _safe_key(step.key)
         if key in seen:
             raise ValueError(f"duplicate step key in one batch: {key!r}")
         seen.add(key)
+        keys.append(key)
+    m = f"\\n@@GD:{nonce}:"
+    begin = f"{m}B:{batch_id}\\n"
+    end = f"{m}Z:{batch_id}\\n"
+    if not keys:
+        return f"printf '{begin}{end}'; printf '{begin}{end}' >&2\n".encode()
+    out = [f"printf '{begin}{m}S:{keys[0]}\\n'; printf '{begin}{m}S:{keys[0]}\\n' >&2\n"]
+    for n, (step, key) in enumerate(zip(steps, keys)):
         t = max(1, int(round(step.timeout)))
+        if n + 1 < len(keys):
+            nxt = keys[n + 1]
+            after = (f"printf '{m}E:{key}:%s\\n{m}S:{nxt}\\n' \"$gd_rc\"; "
+                     f"printf '{m}S:{nxt}\\n' >&2\n")
+        else:
+            after = f"printf '{m}E:{key}:%s\\n{end}' \"$gd_rc\"; printf '{end}' >&2\n"
         out.append(
-            f"printf '\\n@@GD:{nonce}:S:{key}\\n'; printf '\\n@@GD:{nonce}:S:{key}\\n' >&2; "
             # `timeout` makes its own process group (pgid = its pid). It only SIGKILLs while its
             # direct child lives: a grandchild that ignores SIGTERM (a stuck nvidia-smi wrapper)
             # would outlive it. So the group is SIGKILLed after every step: nothing of a probe
             # outlives the probe.
             f"timeout -k 1 {t} /bin/sh -c {shlex.quote(step.script)} </dev/null & gd_p=$!; "
-            f"wait $gd_p; gd_rc=$?; kill -9 -$gd_p 2>/dev/null; "
-            f"printf '\\n@@GD:{nonce}:E:{key}:%s\\n' \"$gd_rc\"\n"
+            f"wait $gd_p; gd_rc=$?; kill -9 -$gd_p 2>/dev/null; " + after
         )
-    out.append(f"printf '\\n@@GD:{nonce}:Z:{batch_id}\\n'; printf '\\n@@GD:{nonce}:Z:{batch_id}\\n' >&2\n")
     return "".join(out).encode()
 
 

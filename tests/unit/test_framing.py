@@ -179,3 +179,25 @@ def test_any_bytes_survive_the_round_trip(tmp_path, payload, err_payload):
     res, _, _ = roundtrip(steps)
     assert res["p"].stdout == payload and res["p"].stderr == err_payload
     assert res["q"].stdout == b"q\n"
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 5])
+def test_markers_take_one_write_per_stream_per_step_boundary(n):
+    # Every write the box makes between steps can become its own SSH packet: n steps take n + 1
+    # printfs on stdout and n + 1 on stderr (begin+start, end+start / start, end+batch end) —
+    # and still split back per step, stderr included.
+    steps = [Step(f"s{i}", f"echo out{i}; echo err{i} >&2; exit {i}") for i in range(n)]
+    script = framing.render_batch(steps, NONCE, 3).decode()
+    printfs = script.count("printf '")
+    to_err = script.count("' >&2")
+    assert (printfs - to_err, to_err) == (n + 1, n + 1)
+    res, _, _ = roundtrip(steps, batch_id=3)
+    for i in range(n):
+        r = res[f"s{i}"]
+        assert (r.stdout, r.stderr, r.exit_code) == (f"out{i}\n".encode(), f"err{i}\n".encode(), i)
+
+
+def test_empty_batch_still_frames():
+    out, err = run_sh(framing.render_batch([], NONCE, 4))
+    assert framing.end_marker(NONCE, 4) in out and framing.end_marker(NONCE, 4) in err
+    assert framing.split_batch([], out, err, NONCE, 4) == {}
