@@ -37,12 +37,21 @@ class HostScreen(DashScreen):
     def on_mount(self) -> None:
         wide = self._set_wide()
         self.mark_ready()
+        self._load_history()
         # wide: everything is visible, read the log; narrow: start at the top (GPU, disk) and
         # let arrows/j/k scroll the page — tab reaches each panel
         if wide:
             self.detail.log_view.run_log.focus()
         else:
             self.query_one(HostScroll).focus()
+
+    def _load_history(self) -> None:
+        """A Prometheus-fed host has its sparkline history in Prometheus: ask for it once, in a
+        worker (the UI never waits on the network). The refreshed view reaches this screen the
+        usual way (the fleet notifies its subscribers), so nothing is written here."""
+        load = getattr(self.app.fleet, "load_history", None)
+        if load is not None:
+            self.run_worker(load(self.host), name="history", group="history", exclusive=True)
 
     def on_resize(self) -> None:
         self._set_wide()
