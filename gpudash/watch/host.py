@@ -30,6 +30,11 @@ HISTORY = 300  # samples per GPU: 10 minutes at 2 s, enough for the 5-minute uti
 LOG_LINES = 1000  # display lines kept per host
 LOG_BYTES_PER_TICK = 256 * 1024
 GPU_STREAM_LIFETIME = 3600.0  # a stream is replaced hourly; its remote `timeout` bounds it too
+# The loops rebuild the view (health + triage: ~0.7 ms of client CPU) at most once per this many
+# seconds: a GPU sample and a round landing together cost one refresh, not two. The first view
+# after a quiet spell is immediate; a later one waits at most this long (well under a frame of
+# a person's attention, an eighth of the 2 s GPU cadence), and so do its alerts.
+REFRESH_WINDOW = 0.25
 
 
 class HostWatcher:
@@ -52,6 +57,8 @@ class HostWatcher:
         self.paused = False
         self._wake: dict[str, asyncio.Event] = {}
         self._listeners: list[Callable[[HostView], None]] = []
+        self._refreshed_at = float("-inf")  # time.monotonic() of the last refresh
+        self._refresh_handle: asyncio.TimerHandle | None = None  # a coalesced refresh, pending
         self._view: HostView | None = None
         # --- latest samples
         self.link = LinkStatus()
@@ -125,6 +132,9 @@ class HostWatcher:
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            if self._refresh_handle is not None:
+                self._refresh_handle.cancel()
+                self._refresh_handle = None
 
     async def round(self, group: str) -> None:
         """One bounded probe round of one group (used by `status` and the loops)."""
@@ -178,12 +188,34 @@ class HostWatcher:
 
     def refresh(self) -> HostView:
         """Rebuild the view from the latest samples (health, triage) and notify listeners."""
+        if self._refresh_handle is not None:  # this one covers the pending coalesced one
+            self._refresh_handle.cancel()
+            self._refresh_handle = None
+        self._refreshed_at = time.monotonic()
         snap = self.snapshot()
         self._view = self.analysis.view(snap, paused=self.paused, now=self.clock(),
                                         history_note=self.history_note)
         for listener in list(self._listeners):
             listener(self._view)
         return self._view
+
+    def _refresh_soon(self) -> None:
+        """What the loops call after new data: a refresh now if none ran in the last
+        REFRESH_WINDOW, else one at the window's end (unless one is already pending)."""
+        if self._refresh_handle is not None:
+            return  # the pending refresh will see this data too
+        wait = self._refreshed_at + REFRESH_WINDOW - time.monotonic()
+        if wait <= 0:
+            self.refresh()
+        else:
+            self._refresh_handle = asyncio.get_running_loop().call_later(wait, self._refresh_due)
+
+    def _refresh_due(self) -> None:
+        self._refresh_handle = None
+        try:
+            self.refresh()
+        except Exception as exc:  # noqa: BLE001 - a bug must not end the host's watch
+            self._internal_error("refresh", exc)
 
     # ------------------------------------------------------------------ groups
 
@@ -563,7 +595,7 @@ class HostWatcher:
                 await asyncio.sleep(interval)
                 continue
             await self.round("gpu")
-            self.refresh()
+            self._refresh_soon()
             if self.gpus and not self.nvsmi_stuck and self.link.ok:
                 got = await self._consume_gpu_stream(interval)
                 backoff = interval if got else min(backoff * 2, 300.0)
@@ -591,13 +623,13 @@ class HostWatcher:
                 last_good = self.clock()
                 if sample.index in batch:  # a new tick began: the previous set is complete
                     self._apply_gpus(tuple(batch.values()), self.clock())
-                    self.refresh()
+                    self._refresh_soon()
                     sets += 1
                     batch = {}
                 batch[sample.index] = sample
                 if len(batch) == len(self.gpus):  # every GPU of this tick arrived
                     self._apply_gpus(tuple(batch.values()), self.clock())
-                    self.refresh()
+                    self._refresh_soon()
                     sets += 1
                     batch = {}
                 if self.paused:
@@ -627,7 +659,7 @@ class HostWatcher:
                     await self.round(group)
                     if group == "log":
                         wait = self._next_log_wait(interval)
-                    self.refresh()
+                    self._refresh_soon()
                 except Exception as exc:  # noqa: BLE001 - a bug must not end the host's watch
                     self._internal_error(group, exc)
             try:

@@ -2,8 +2,8 @@
 
 Real watcher loops over a real transport (local subprocesses, and SSH to the in-process server
 with a real /bin/sh behind it); the log is a real file the test appends to. No timing
-assertions: the test records which wait the watcher chose after each of its log reads (seen by a
-view listener) and checks the sequence; the waits themselves only bound how long it runs.
+assertions: the test records which wait the watcher chose after each of its log reads (its own
+`_next_log_wait`, recorded) and checks the sequence; the waits only bound how long it runs.
 """
 
 from __future__ import annotations
@@ -34,6 +34,19 @@ async def transport(request, make_box):
         await t.close()
 
 
+class Recording(HostWatcher):
+    """The real watcher; every wait its log loop chose is recorded, as (log_at, wait)."""
+
+    def __init__(self, *a, **kw) -> None:
+        super().__init__(*a, **kw)
+        self.reads: list[tuple[float | None, float]] = []
+
+    def _next_log_wait(self, base: float) -> float:
+        wait = super()._next_log_wait(base)
+        self.reads.append((self.log_at, wait))
+        return wait
+
+
 async def until(cond, timeout: float = 60.0) -> None:
     async with asyncio.timeout(timeout):
         while not cond():
@@ -47,10 +60,8 @@ async def test_quiet_log_backs_off_and_growth_or_probe_now_snaps_back(tmp_path, 
     spec = WatchSpec(name="b", transport=transport.kind, log=str(log), gpu_stream=False,
                      cadence=Cadence(gpu=slow, log=BASE, disk=slow, jobs=slow, files=slow,
                                      log_quiet_max=1.6))
-    w = HostWatcher(spec, transport)
-    reads: list[tuple[float, float]] = []  # (log_at, the wait chosen after that read)
-    w.subscribe(lambda v: reads.append((w.log_at, w.log_wait))
-                if w.log_at is not None and (not reads or reads[-1][0] != w.log_at) else None)
+    w = Recording(spec, transport)
+    reads = w.reads
     task = asyncio.create_task(w.run())
     try:
         # Quiet after the first read: the wait doubles up to the cap and stays there.
