@@ -51,6 +51,12 @@ def help_content(app) -> Content:
                                           (b.description or b.action).ljust(16),
                                           (f"  id: {b.id}" if b.id else "", MUTED)))
         lines.append(Content(""))
+    lines.append(Content.assemble(
+        ("Overview search ", "bold $primary"), ("/", "bold $accent"),
+        ": words match host names and label values; key=value a label; state:warn or is:crit a "
+        "state; is:problem anything not OK. f keeps only problems, g groups (state, then each "
+        "label), o sorts (state, name, util, temp, mem, gpus), c flips cards and one-line rows."))
+    lines.append(Content(""))
     lines.append(Content.assemble(("ctrl+p", "bold $accent"),
                                   " command palette: jump to a host, switch theme, any action"))
     lines.append(Content.styled("Remap keys in the config: [keymap] binding-id = \"key\"", MUTED))
