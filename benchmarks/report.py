@@ -88,7 +88,15 @@ def section_a(a: dict, targets: list) -> list[str]:
         lines += ["", f"Default cadences (GPU {c.get('gpu')} s, log {c.get('log')} s, disk {c.get('disk')} s, "
                   f"jobs {c.get('jobs')} s, files {c.get('files')} s) for {_f(cad.get('seconds'), 0)} s: "
                   f"client {_f(cad.get('client_cpu_pct'), 2)}% of a core, box {_f(cad.get('box_cpu_pct'), 2)}% "
-                  f"of a core, RSS {_f(cad.get('rss_mb'))} MB."]
+                  f"of a core, RSS {_f(cad.get('rss_mb'))} MB"
+                  + (f", {_f(cad.get('ssh_packets_in_per_s'), 2)} SSH packets in/s; the log quiet (its reads backed off "
+                     f"to every {_f(cad.get('log_wait_s'), 1)} s)" if "log_wait_s" in cad else "") + "."]
+        grow = a.get("cadence_growing") or {}
+        if grow and "error" not in grow:
+            lines += [f"The same with a line appended to the log every 0.5 s (log read every "
+                      f"{_f(grow.get('log_wait_s'), 1)} s): client {_f(grow.get('client_cpu_pct'), 2)}% of a core, "
+                      f"box {_f(grow.get('box_cpu_pct'), 2)}% of a core, {_f(grow.get('ssh_packets_in_per_s'), 2)} "
+                      "SSH packets in/s."]
     lat_x = _ratio(s.get("latency_ms_median"), g.get("latency_ms_median"))
     cpu_x = _ratio(s.get("client_cpu_ms_per_tick"), g.get("client_cpu_ms_per_tick"))
     box_x = _ratio(s.get("box_cpu_ms_per_tick"), g.get("box_cpu_ms_per_tick"))
@@ -140,8 +148,12 @@ def section_a(a: dict, targets: list) -> list[str]:
          f"{_f(gbox / 20 if gbox is not None else None, 2)}%", gbox is not None and gbox / 20 < 0.4),
     ]
     if cad and "error" not in cad:
-        targets.append(("(a) box CPU < 0.4% of a core, default cadences (GPU 2 s)",
+        targets.append(("(a) box CPU < 0.4% of a core, default cadences (GPU 2 s), log quiet",
                         f"{_f(cad.get('box_cpu_pct'), 2)}%", cad.get("box_cpu_pct", 99) < 0.4))
+        grow = a.get("cadence_growing") or {}
+        if grow and "error" not in grow:
+            targets.append(("(a) box CPU < 0.4% of a core, default cadences (GPU 2 s), log growing",
+                            f"{_f(grow.get('box_cpu_pct'), 2)}%", grow.get("box_cpu_pct", 99) < 0.4))
     targets.append(("(a) box CPU ≥ 25× below ssh-per-poll and gpustat-web",
                     f"×{_f(box_x)} / ×{_f(boxw_x)}", bool(box_x and boxw_x and min(box_x, boxw_x) >= 25)))
     return lines

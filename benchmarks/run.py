@@ -69,6 +69,9 @@ def section_a(quick: bool, sshd) -> dict:
     print(f"  (a) cadence {secs}s", flush=True)
     out["cadence"] = run_worker("tick", ["--variant", "cadence", "--box", str(box_json),
                                          "--seconds", str(secs)])
+    print(f"  (a) cadence, log growing, {secs}s", flush=True)
+    out["cadence_growing"] = run_worker("tick", ["--variant", "cadence_growing", "--box",
+                                                 str(box_json), "--seconds", str(secs)])
     return out
 
 

@@ -77,11 +77,15 @@ def transport(box: Box):
     return t
 
 
-def watch_spec(box: Box, name: str = "box"):
-    from gpudash.watch.spec import WatchSpec
+def watch_spec(box: Box, name: str = "box", *, every_probe: bool = True):
+    from gpudash.watch.spec import Cadence, WatchSpec
 
+    # "Every probe in one tick" includes the /proc scan every tick (procs=0); the default
+    # cadences run it every 60 s while tmux shows the job (here no tmux session exists, so the
+    # watcher scans every jobs round: the worst case for the box).
+    cadence = Cadence(procs=0.0) if every_probe else Cadence()
     return WatchSpec(name=name, target=box.target, transport="ssh", log=box.log, pgrep="train",
-                     tmux_session="train", mounts=("/",))
+                     tmux_session="train", mounts=("/",), cadence=cadence)
 
 
 def combined_command(steps) -> str:
@@ -89,10 +93,10 @@ def combined_command(steps) -> str:
     return "; ".join(f"/bin/sh -c {shlex.quote(s.script)} </dev/null" for s in steps)
 
 
-async def _watcher(box: Box):
+async def _watcher(box: Box, *, every_probe: bool = True):
     from gpudash.watch.host import HostWatcher
 
-    w = HostWatcher(watch_spec(box), transport(box))
+    w = HostWatcher(watch_spec(box, every_probe=every_probe), transport(box))
     for _ in range(3):  # connect, open the sessions, read the log up to its end
         await _tick(w)
     if not w.link.ok:
@@ -296,22 +300,39 @@ async def v_steps(box: Box, n: int) -> dict:
     return {"n": n, "per_step": out}
 
 
-async def v_cadence(box: Box, seconds: float) -> dict:
-    w = await _watcher(box)
+async def v_cadence(box: Box, seconds: float, grow: bool = False) -> dict:
+    """The watcher's own loops at the default cadences. ``grow``: a writer (a separate process,
+    its CPU in neither count) appends a line to the log every 0.5 s, so the log is read at its
+    base cadence; without it the log is quiet and its reads back off."""
+    import subprocess
+    import sys
+
+    writer = None
+    if grow:
+        code = ("import sys, time\nf = open(sys.argv[1], 'a')\ni = 0\nwhile True:\n"
+                "    i += 1; f.write(f'{{\"loss\": 1.0, \"step\": {i}}}\\n'); f.flush(); time.sleep(0.5)\n")
+        writer = subprocess.Popen([sys.executable, "-c", code, box.log])
+    w = await _watcher(box, every_probe=False)
     task = asyncio.create_task(w.run())
-    await asyncio.sleep(3)  # every loop has started; the first rounds are done
+    await asyncio.sleep(3 if grow else 12)  # every loop started, first rounds done (quiet: backed off)
     b0, c0, t0 = box.cpu(), time.process_time(), time.perf_counter()
+    k0 = COUNTER.snapshot()
     await asyncio.sleep(seconds)
     c1, b1, t1 = time.process_time(), box.cpu(), time.perf_counter()
+    k1 = COUNTER.per(k0, 1)
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     await w.transport.close()
+    if writer is not None:
+        writer.kill()
+        writer.wait()
     el = t1 - t0
     c = w.spec.cadence
     return {"seconds": el, "cadence": {"gpu": c.gpu, "log": c.log, "disk": c.disk, "jobs": c.jobs,
                                        "files": c.files},
             "client_cpu_pct": (c1 - c0) / el * 100, "box_cpu_pct": (b1 - b0) / el * 100,
-            "rss_mb": rss_mb()[0]}
+            "rss_mb": rss_mb()[0], "log_growing": grow, "log_wait_s": w.log_wait,
+            "ssh_packets_in_per_s": (k1.get("ssh_packets_in") or 0) / el}
 
 
 def main(argv=None) -> int:
@@ -364,6 +385,8 @@ def _main(a) -> int:
         res = asyncio.run(v_steps(box, a.n))
     elif v == "cadence":
         res = asyncio.run(v_cadence(box, a.seconds))
+    elif v == "cadence_growing":
+        res = asyncio.run(v_cadence(box, a.seconds, grow=True))
     else:
         print(f"unknown variant {v}", file=sys.stderr)
         return 2
