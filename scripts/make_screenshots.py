@@ -80,6 +80,23 @@ async def shoot(out: Path) -> list[Path]:
     await session((160, 48), overview_host_triage)
     await session((80, 24), small)
     await session((180, 50), split)
+
+    # `gpudash demo --hosts 125`: 1,000 GPUs from the synthetic Prometheus-fed cluster, one
+    # minute in, grouped by state (one line per host, a summary per group)
+    from gpudash.demo.cluster import INTERVAL, cluster_fleet
+
+    cclock = FrozenClock(clock.t)
+    cluster = cluster_fleet(125, clock=cclock, start=cclock.t)
+    for _ in range(30):
+        cclock.t += INTERVAL
+        await cluster.poll_once()
+    app = GpudashApp(cluster, clock=cclock, tz=timezone.utc)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause(1.5)
+        await pilot.press("g")
+        await pilot.pause(0.5)
+        save(app, "overview-fleet")
+        await pilot.press("q")
     return saved
 
 

@@ -34,6 +34,8 @@ from gpudash.ui.widgets.host_card import HostCard
 CARD_MIN_WIDTH = 80
 TALL_AT = 36  # from this height the fleet's alerts list replaces the one-line strip
 COMPACT_OVER = 30  # more hosts than this: one line each, whatever the window
+CARDS_SCROLL = 1.5  # fewer: cards until they need this many windows' height (a card or two
+                    # below the fold is worth its log line and sparklines)
 REORDER_S = 2.0  # data-driven re-sorting/re-grouping at most this often
 SORTS: tuple[str | None, ...] = (None, *SORT_KEYS)  # None: the fleet's own order
 MODES = ("auto", "compact", "cards")
@@ -146,7 +148,7 @@ class OverviewScreen(DashScreen):
         rows = sum(math.ceil(len(hosts) / cols) for _, hosts in groups)
         headers = sum(1 for g, _ in groups if g is not None)
         needed = rows * 3 + max(0, rows + headers - 1) + headers  # cards, gutters, headers
-        return needed > self._body_height()
+        return needed > CARDS_SCROLL * self._body_height()
 
     def _body_height(self) -> int:
         for sel in ("#cards-scroll", "#fleet-list"):

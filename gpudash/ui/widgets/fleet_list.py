@@ -69,7 +69,7 @@ def compact_line(view: HostView, width: int, *, selected: bool, now: float, tz: 
     if view.paused:
         left += Content.styled("  PAUSED", "bold $warning")
     job = " ".join(x for x in (safe(view.job_summary, max_len=60), vi.progress_text(view)) if x)
-    if job:
+    if job and width >= 110:  # narrower: the numbers and problems first, the job is one enter away
         left += Content("   ") + plain(job, MUTED, max_len=80)
     right_parts = []
     if view.alerts_unacked:
@@ -91,7 +91,7 @@ class FleetList(ScrollView, can_focus=False):
 
     COMPONENT_CLASSES = {"fleet-list--selected", "fleet-list--header"}
     DEFAULT_CSS = """
-    FleetList { height: 1fr; scrollbar-size-vertical: 1; padding: 0 1; }
+    FleetList { height: 1fr; scrollbar-size-vertical: 1; padding: 0 1; overflow-x: hidden; }
     FleetList > .fleet-list--selected { background: $primary-muted; }
     FleetList > .fleet-list--header { background: $panel; }
     """
