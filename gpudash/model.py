@@ -145,6 +145,8 @@ class GpuHealthFields:
     index: int
     ecc_uncorrected: int | None = None
     throttle_mask: int | None = None
+    #: the last Xid the driver reported for this GPU (DCGM_FI_DEV_XID_ERRORS; 0/None: none)
+    xid: int | None = None
 
 
 @dataclass(frozen=True)

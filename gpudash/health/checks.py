@@ -75,9 +75,34 @@ def check_gpus(
             else:
                 out.append(verdict(f"gpu.ecc:{i}", State.OK, f"GPU {i}: no uncorrectable ECC errors",
                                    (GPU,), count=0))
+        if h is not None and h.xid:
+            out.append(_xid_check(i, h.xid))
         hist = snap.util_history[pos] if pos < len(snap.util_history) else ()
         out.append(_util_check(snap, g, hist, th, iv, now, job_running, run_started_at))
     return out
+
+
+# Xids that mean the GPU or its links failed (NVIDIA's Xid catalogue): the box needs a drain and
+# a report. Others (13, 31, 43, 45 …) are most often the application's own fault: a warning.
+_XID_HARDWARE = {
+    48: "double-bit ECC error", 63: "ECC page retirement/row remap event", 64: "row remap failure",
+    74: "NVLink error", 79: "GPU has fallen off the bus", 92: "high single-bit ECC rate",
+    94: "contained ECC error", 95: "uncontained ECC error", 119: "GSP RPC timeout",
+    120: "GSP error", 140: "unrecovered ECC error",
+}
+_XID_APP = {13: "graphics engine exception", 31: "GPU memory page fault", 43: "GPU stopped processing",
+            45: "preemptive cleanup after a killed process"}
+
+
+def _xid_check(i: int, xid: int) -> CheckResult:
+    if xid in _XID_HARDWARE:
+        return verdict(f"gpu.xid:{i}", State.CRIT,
+                       f"GPU {i} reported Xid {xid} ({_XID_HARDWARE[xid]}): a hardware fault — drain "
+                       "this GPU and report it", (GPU,), xid=xid)
+    what = _XID_APP.get(xid, "driver-reported error")
+    return verdict(f"gpu.xid:{i}", State.WARN,
+                   f"GPU {i} reported Xid {xid} ({what}): often the program's own fault; look at "
+                   "its log", (GPU,), xid=xid)
 
 
 def _util_check(snap, g, hist, th, iv, now, job_running, run_started_at) -> CheckResult:

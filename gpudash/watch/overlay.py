@@ -16,7 +16,7 @@ import dataclasses
 from collections import deque
 from typing import Protocol
 
-from gpudash.model import HostSnapshot, LinkStatus, ProbeError, Reason
+from gpudash.model import GpuHealthFields, HostSnapshot, LinkStatus, ProbeError, Reason
 
 HISTORY = 300
 ALL_GROUPS = frozenset({"gpu", "log", "disk", "jobs", "files", "ray"})
@@ -114,6 +114,14 @@ class PromOverlay:
         if self._memory is not None:
             yield self._memory[1]
 
+    def _health(self, snap: HostSnapshot) -> tuple[GpuHealthFields, ...]:
+        """Prometheus reports the last Xid per GPU; ECC and throttle fields come over SSH only
+        (a mixed host keeps them), so the Xid is merged into whatever is there."""
+        xids = dict(self.xid_errors)
+        merged = [dataclasses.replace(h, xid=xids.pop(h.index, h.xid)) for h in snap.gpu_health]
+        merged += [GpuHealthFields(index=i, xid=code) for i, code in sorted(xids.items())]
+        return tuple(merged)
+
     # ------------------------------------------------------------------ MetricsOverlay
 
     def apply(self, snap: HostSnapshot) -> HostSnapshot:
@@ -132,7 +140,7 @@ class PromOverlay:
                                  f"{self.node_where}: check [prometheus] label_map"),)
         changes = dict(
             gpus=gpus,
-            gpu_health=(),
+            gpu_health=self._health(snap),
             gpu_error=gpu_error,
             gpu_at=min(gpu_ats) if gpu_ats else None,
             util_history=tuple(tuple(self._util.get(k, ())) for k in keys),

@@ -261,3 +261,24 @@ def test_unreachable_prometheus_as_the_only_source_is_an_error_to_print():
     local = WatchSpec(name="localhost", transport="local", discover=True)
     with pytest.raises(ValueError, match=f"127.0.0.1:{port}"):
         prometheus_fleet_from_args(Args(), None, [local])
+
+
+async def test_an_xid_from_dcgm_becomes_a_gpu_alert_hardware_crit_application_warn(clock):
+    src = StubSource(clock)
+    src.data = {"n1": dataclasses.replace(host_data("n1", clock()), xid_errors=((1, 79),)),
+                "n2": dataclasses.replace(host_data("n2", clock()), xid_errors=((0, 13),)),
+                "n3": host_data("n3", clock())}
+    fleet = PrometheusFleet([], src, interval=IV, clock=clock, thresholds=FAST)
+    await fleet.poll_once()
+    n1, n2, n3 = (fleet.view(h) for h in ("n1", "n2", "n3"))
+    xid = checks(n1, "gpu.xid")
+    assert list(xid) == ["gpu.xid:1"] and xid["gpu.xid:1"].state is State.CRIT
+    assert "Xid 79" in xid["gpu.xid:1"].summary and "fallen off the bus" in xid["gpu.xid:1"].summary
+    assert n1.state is State.CRIT
+    assert checks(n2, "gpu.xid")["gpu.xid:0"].state is State.WARN and n2.state is State.WARN
+    assert checks(n3, "gpu.xid") == {} and n3.state is State.OK
+    # the Xid gauge back to 0 (no series with a value): the alert clears
+    src.data["n1"] = host_data("n1", clock())
+    clock.t += IV
+    await fleet.poll_once()
+    assert checks(fleet.view("n1"), "gpu.xid") == {} and fleet.view("n1").state is State.OK
