@@ -47,7 +47,8 @@ def gpu_stats(view: HostView) -> dict:
 
 
 _PROBLEM_WORDS = {
-    "gpu.temp": "hot", "gpu.mem": "GPU memory full", "gpu.util": "underused", "gpu.ecc": "ECC", "gpu.xid": "Xid",
+    "gpu.temp": "hot", "gpu.mem": "GPU memory full", "gpu.util": "underused", "gpu.ecc": "ECC",
+    "gpu.xid": "Xid",
     "disk.bytes": "disk full", "disk.inodes": "inodes full", "memory": "RAM high",
     "memory.oom": "OOM kill",
 }
