@@ -59,8 +59,11 @@ def section_a(a: dict, targets: list) -> list[str]:
              ("gpustat-web style (asyncssh, new channel, GPU only)", w),
              ("floor: `true` on gpudash's warm session", floor), ("round trip: `echo` on a raw warm channel", rtt),
              ("the commands alone, on the box, no SSH", own),
-             ("gpudash, AES-GCM preferred (proposed fix)", a.get("gpudash_gcm", {})),
-             ("round trip, AES-GCM preferred", a.get("rtt_gcm", {}))]
+             ("gpudash with asyncssh's default cipher (chacha20-poly1305)", a.get("gpudash_chacha", {})),
+             ("round trip, chacha20-poly1305", a.get("rtt_chacha", {}))]
+    if "gpudash_gcm" in a:  # results from before gpudash preferred AES-GCM itself
+        names[-2:] = [("gpudash, AES-GCM preferred", a["gpudash_gcm"]),
+                      ("round trip, AES-GCM preferred", a.get("rtt_gcm", {}))]
     for label, r in names:
         if not r or "error" in r:
             rows.append([label, "error", "", "", "", "", ""])
@@ -73,7 +76,8 @@ def section_a(a: dict, targets: list) -> list[str]:
     lines += _table(["variant", "latency median ms", "p95 ms", "client CPU ms/tick", "box CPU ms/tick",
                      "box CPU at 2 s (% core)", "SSH packets in/tick"], rows)
     st, cad = a.get("gpu_stream", {}), a.get("cadence", {})
-    for label, st in (("", a.get("gpu_stream", {})), (" (AES-GCM)", a.get("gpu_stream_gcm", {}))):
+    for label, st in (("", a.get("gpu_stream", {})), (" (AES-GCM)", a.get("gpu_stream_gcm", {})),
+                      (" (chacha20-poly1305)", a.get("gpu_stream_chacha", {}))):
         if st and "error" not in st:
             lines += ["", f"GPU as a stream{label} (`nvidia-smi … -lms {st.get('interval_ms')}` on the warm "
                       f"connection, as the watcher now samples GPUs): {_f(st.get('client_cpu_ms_per_sample'), 2)} ms "
