@@ -51,6 +51,10 @@ def config_option(config, name: str, default=None):
     return default
 
 
+def _preload_chart() -> None:
+    import plotext  # noqa: F401
+
+
 class GpudashApp(App[int]):
     """`GpudashApp(fleet, config=None)`; `run()` returns the exit code (0 on `q`)."""
 
@@ -131,6 +135,10 @@ class GpudashApp(App[int]):
     def _start_fleet(self) -> None:
         if not self._exit:
             self.run_worker(self.fleet.run(), name="fleet", group="fleet", exit_on_error=False)
+            # plotext (the host screen's chart) takes ~0.3 s to import: do it now, off the event
+            # loop, rather than on the first `enter`.
+            self.run_worker(_preload_chart, name="preload", group="preload", thread=True,
+                            exit_on_error=False)
 
     # Called by the fleet on the event loop thread: post, never touch widgets here.
     def _on_fleet_view(self, view: HostView) -> None:

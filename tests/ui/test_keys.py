@@ -373,3 +373,27 @@ async def test_teardown_screen_runs_a_wired_engine_and_shows_each_check(fleet):
         await pilot.pause()
         await teardown_done(app, pilot)
         assert asked == ["h100-train", "h100-train"]
+
+
+async def test_the_key_bar_follows_the_screen_and_a_click_runs_the_key(fleet):
+    from gpudash.ui.widgets.key_bar import KeyBar
+
+    app = make_app(fleet)
+    async with app.run_test(size=LARGE) as pilot:
+        await pilot.pause()
+        bar = app.screen.query_one(KeyBar)
+        text = bar.render().plain
+        assert "⏎ Open" in text and "/ Filter" in text and "q Quit" in text and "? Help" in text
+        assert "Back" not in text
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, HostScreen)
+        text = app.screen.query_one(KeyBar).render().plain
+        assert "esc Back" in text and "tab Panel" in text and "Open" not in text
+        await pilot.press("escape")
+        await pilot.pause()
+        bar = app.screen.query_one(KeyBar)
+        x = bar.render().plain.index("? Help")
+        await pilot.click(KeyBar, offset=(x + 1, 0))
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)

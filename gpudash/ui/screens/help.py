@@ -7,9 +7,10 @@ from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.content import Content
 from textual.screen import ModalScreen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from gpudash.ui.text import MUTED
+from gpudash.ui.widgets.key_bar import KeyBar
 
 
 def binding_groups(app) -> list[tuple[str, list[Binding]]]:
@@ -70,7 +71,7 @@ class HelpScreen(ModalScreen):
         with Vertical(id="help-box"):
             with VerticalScroll():
                 yield Static(help_content(self.app), id="help-text")
-        yield Footer(compact=True, show_command_palette=False)
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.query_one("#help-box").border_title = "Keys"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import Footer
 
 from gpudash.ui.screens.base import DashScreen
 from gpudash.ui.widgets.host_detail import WIDE_AT, HostDetail, HostHeader, HostScroll
+from gpudash.ui.widgets.key_bar import KeyBar
 
 
 class HostScreen(DashScreen):
@@ -27,8 +27,8 @@ class HostScreen(DashScreen):
         yield HostHeader(tz=self.app.tz, id="host-header")
         with HostScroll(id="host-scroll"):
             yield HostDetail(self.host, tz=self.app.tz, max_log_lines=self.app.max_log_lines,
-                             id="detail")
-        yield Footer(compact=True, show_command_palette=False)
+                             id="detail", wide=self.app.size.width >= WIDE_AT)
+        yield KeyBar()
 
     @property
     def detail(self) -> HostDetail:

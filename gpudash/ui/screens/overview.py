@@ -21,7 +21,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, VerticalScroll
 from textual.content import Content
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Input, Static
 
 from gpudash.sources.aggregate import SORT_KEYS, arrange, label_keys, parse_query
 from gpudash.ui.messages import OpenHost
@@ -30,6 +30,7 @@ from gpudash.ui.text import MUTED, STATE_STYLE, fit, hhmm, plain
 from gpudash.ui.widgets.alerts_list import AlertsPanel
 from gpudash.ui.widgets.fleet_list import FleetList, GroupHeader, summary_content
 from gpudash.ui.widgets.host_card import HostCard
+from gpudash.ui.widgets.key_bar import KeyBar
 
 CARD_MIN_WIDTH = 80
 TALL_AT = 36  # from this height the fleet's alerts list replaces the one-line strip
@@ -100,7 +101,7 @@ class OverviewScreen(DashScreen):
         yield AlertsPanel(id="fleet-alerts", tz=self.app.tz)
         yield Input(placeholder="filter: name or label words, key=value, state:warn, is:crit "
                                 "(esc: clear)", id="host-filter")
-        yield Footer(compact=True, show_command_palette=False)
+        yield KeyBar()
 
     async def on_mount(self) -> None:
         self.selected = self.app.selected_host
@@ -252,7 +253,7 @@ class OverviewScreen(DashScreen):
         strip = self.query_one("#alert-strip", Static)
         pending = [i for i in self.app.alerts if not i.acked]
         if not pending:
-            strip.update(Content.styled("no unacknowledged alerts", MUTED))
+            strip.update(Content.styled("no unacknowledged alerts", MUTED), layout=False)
             return
         ev = pending[-1].event
         line = Content.assemble(
@@ -261,7 +262,7 @@ class OverviewScreen(DashScreen):
             (ev.new.value, STATE_STYLE.get(ev.new, "")), " ", plain(ev.host, "bold"), " ",
             plain(ev.message),
         )
-        strip.update(fit(line, max(20, strip.size.width or 80)))
+        strip.update(fit(line, max(20, strip.size.width or 80)), layout=False)
         self._update_bar()
 
     def bar_content(self) -> Content:
@@ -284,7 +285,10 @@ class OverviewScreen(DashScreen):
 
     def _update_bar(self) -> None:
         bar = self.query_one(FleetBar)
-        bar.update(fit(self.bar_content(), max(20, (bar.size.width or self.size.width) - 2)))
+        # layout=False: the bar is one line high whatever it says, and a layout pass re-renders
+        # the whole screen — with 50 live hosts that was most of the app's CPU (5 passes/s).
+        bar.update(fit(self.bar_content(), max(20, (bar.size.width or self.size.width) - 2)),
+                   layout=False)
 
     # ------------------------------------------------------------------ layout
 

@@ -11,12 +11,12 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.widgets import Footer
 
 from gpudash.ui.messages import OpenHost
 from gpudash.ui.screens.base import DashScreen
 from gpudash.ui.widgets.host_card import HostCard
 from gpudash.ui.widgets.host_detail import HostDetail, HostHeader
+from gpudash.ui.widgets.key_bar import KeyBar
 
 SPLIT_MIN_W, SPLIT_MIN_H = 160, 40
 MAX_COLUMNS = 4
@@ -63,7 +63,7 @@ class SplitScreen(DashScreen):
 
     def compose(self) -> ComposeResult:
         yield Horizontal(id="split-body")
-        yield Footer(compact=True, show_command_palette=False)
+        yield KeyBar()
 
     async def on_mount(self) -> None:
         await self._layout()

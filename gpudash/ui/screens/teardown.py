@@ -15,11 +15,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.content import Content
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from gpudash.model import State
 from gpudash.ui.screens.base import DashScreen
 from gpudash.ui.text import MUTED, STATE_STYLE, plain
+from gpudash.ui.widgets.key_bar import KeyBar
 
 RUN_DEADLINE_S = 120.0
 WORD_STYLE = {"green": "bold $success", "red": "bold reverse $error", "unknown": "bold $accent"}
@@ -75,7 +76,7 @@ class TeardownScreen(DashScreen):
         with Vertical(id="teardown-box"):
             with VerticalScroll():
                 yield Static(Content(""), id="teardown-text")
-        yield Footer(compact=True, show_command_palette=False)
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.engine = find_engine(self.app)

@@ -6,10 +6,10 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
-from textual.widgets import Footer
 
 from gpudash.ui.screens.base import DashModal
 from gpudash.ui.widgets.host_detail import HostHeader
+from gpudash.ui.widgets.key_bar import KeyBar
 from gpudash.ui.widgets.triage_pane import TriagePane
 
 
@@ -28,7 +28,7 @@ class TriageScreen(DashModal):
             yield HostHeader(tz=self.app.tz)
             with VerticalScroll(id="triage-scroll"):
                 yield TriagePane(id="triage-full", tz=self.app.tz)
-        yield Footer(compact=True, show_command_palette=False)
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.query_one("#triage-box").border_title = f"Triage · {self.host}"

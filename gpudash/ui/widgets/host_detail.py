@@ -98,8 +98,12 @@ class HostDetail(Widget):
     """
 
     def __init__(self, host: str, *, tz: tzinfo | None, compact: bool = False,
-                 max_log_lines: int = DEFAULT_MAX_LINES, id: str | None = None) -> None:
-        super().__init__(id=id, classes="host-detail" + (" -compact" if compact else ""))
+                 max_log_lines: int = DEFAULT_MAX_LINES, id: str | None = None,
+                 wide: bool = False) -> None:
+        # `wide` known at construction: a class added after mount restyles every panel again
+        classes = "host-detail" + (" -compact" if compact else "") + \
+            (" -wide" if wide and not compact else "")
+        super().__init__(id=id, classes=classes)
         self.host = host
         self.tz = tz
         self.compact = compact

@@ -193,7 +193,9 @@ class LogView(Vertical):
             path = safe(snap.log_path or "", max_len=300)
             parts.append(plain(path.rsplit("/", 1)[-1] or "no log file found", "bold", max_len=80))
             self.border_subtitle = path
-        self.query_one("#log-header", Static).update(Content.styled(" · ", MUTED).join(parts))
+        # one line high whatever it says: no layout pass (it re-renders the whole screen)
+        self.query_one("#log-header", Static).update(Content.styled(" · ", MUTED).join(parts),
+                                                      layout=False)
 
     # ------------------------------------------------------------------ follow / search
 
