@@ -153,7 +153,11 @@ class HostWatcher:
             await self._run_steps([processes.processes_step(self.spec.pgrep)])
 
     async def _run_steps(self, steps: list[Step]) -> None:
-        deadline = self.spec.cadence.probe_timeout + 2.0
+        # probe_timeout bounds both ends: each command on the box (its `timeout` wrapper, whose
+        # process group is killed when the step ends) and the client's wait for the whole batch.
+        limit = self.spec.cadence.probe_timeout
+        steps = [st if st.timeout <= limit else dataclasses.replace(st, timeout=limit) for st in steps]
+        deadline = limit + 2.0
         try:
             results = await self.transport.run(steps, deadline=deadline)
         except TransportError as exc:
