@@ -2,6 +2,11 @@
 
 import math
 
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gpudash.training.progress import DEFAULT_COMPLETION, is_completion
 from gpudash.training import completion_line, find_wandb_url, parse_metrics, parse_progress
 from gpudash.training.metrics import parse_segment
 from tests.conftest import FIXTURES
@@ -123,3 +128,13 @@ def test_wandb_url():
     assert find_wandb_url("wandb: View run at https://wandb.corp.example:8080/team/proj/runs/ab12\n") \
         == "https://wandb.corp.example:8080/team/proj/runs/ab12"
     assert find_wandb_url("nothing here\n") is None
+
+
+# The anchor prefilter in is_completion must never hide a line a default marker matches.
+@pytest.mark.parametrize("marker", DEFAULT_COMPLETION, ids=lambda m: m.pattern[:30])
+@settings(deadline=None, max_examples=60)
+@given(data=st.data())
+def test_completion_anchors_cover_every_default_marker(marker, data):
+    line = data.draw(st.from_regex(marker, fullmatch=False))
+    assert marker.search(line)
+    assert is_completion(line), line
