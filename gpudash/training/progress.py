@@ -163,8 +163,10 @@ def parse_progress(lines: Iterable[str], *, times: Sequence[float | None] | None
     Rate/ETA: from two observations with times (timestamps in the lines, or `times[i]`, the wall
     time line i was read), else from tqdm's own rate and remaining-time fields.
     """
-    obs: list[tuple[int, int | None, float | None, float | None, float | None]] = []
-    for i, line in enumerate(lines):
+    lines = lines if isinstance(lines, Sequence) else list(lines)
+
+    def observe(i: int):
+        line = lines[i]
         if not isinstance(line, str):
             line = line.decode("utf-8", errors="replace") if isinstance(line, (bytes, bytearray)) else str(line)
         at = times[i] if times is not None and i < len(times) else None
@@ -173,13 +175,22 @@ def parse_progress(lines: Iterable[str], *, times: Sequence[float | None] | None
             seg = clean_text(seg, max_len=None)
             o = _observe(seg)
             if o is not None:
-                obs.append((*o, at if at is not None else _timestamp(seg)))
-                break
-    if not obs:
+                return (*o, at if at is not None else _timestamp(seg))
         return None
-    cur, tot, rate, eta, at = obs[-1]
+
+    # Newest first, and only as far back as needed: the newest observation, then (for a rate)
+    # the nearest earlier one of the same count. A log tick of a busy run has dozens of lines;
+    # observing every one was most of the cost of reading it.
+    older = (observe(i) for i in range(len(lines) - 1, -1, -1))
+    newest = next((o for o in older if o is not None), None)
+    if newest is None:
+        return None
+    cur, tot, rate, eta, at = newest
     if at is not None:
-        for pcur, ptot, _r, _e, pat in reversed(obs[:-1]):
+        for prev in older:
+            if prev is None:
+                continue
+            pcur, ptot, _r, _e, pat = prev
             if pat is not None and pat < at and pcur < cur and ptot == tot:
                 rate = (cur - pcur) / (at - pat)
                 eta = (tot - cur) / rate if tot is not None and rate > 0 else None

@@ -138,3 +138,49 @@ def test_completion_anchors_cover_every_default_marker(marker, data):
     line = data.draw(st.from_regex(marker, fullmatch=False))
     assert marker.search(line)
     assert is_completion(line), line
+
+
+def _all_observations_progress(lines, times=None):
+    """The straightforward reading parse_progress must agree with: observe EVERY line, then
+    take the newest observation and the nearest earlier one of the same count for the rate."""
+    from gpudash.model import Progress
+    from gpudash.sanitize import clean_text
+    from gpudash.training.progress import _observe, _timestamp
+
+    obs = []
+    for i, line in enumerate(lines):
+        at = times[i] if times is not None and i < len(times) else None
+        for seg in reversed([s for s in line.split("\r") if s.strip()]):
+            seg = clean_text(seg, max_len=None)
+            o = _observe(seg)
+            if o is not None:
+                obs.append((*o, at if at is not None else _timestamp(seg)))
+                break
+    if not obs:
+        return None
+    cur, tot, rate, eta, at = obs[-1]
+    if at is not None:
+        for pcur, ptot, _r, _e, pat in reversed(obs[:-1]):
+            if pat is not None and pat < at and pcur < cur and ptot == tot:
+                rate = (cur - pcur) / (at - pat)
+                eta = (tot - cur) / rate if tot is not None and rate > 0 else None
+                break
+    if eta is None and rate and tot is not None:
+        eta = max(0.0, (tot - cur) / rate)
+    return Progress(current=cur, total=tot, rate_per_s=rate, eta_s=eta)
+
+
+_PROGRESS_BITS = st.sampled_from([
+    "step 12", "step 40/64", "global_step=7", "Epoch 2/3", "loss 0.5", "",
+    " 45%|████▌     | 29/64 [00:12<00:15,  2.31it/s]", "Downloading: 10/20 [00:01<00:01]",
+    "2026-11-22 14:00:0{} INFO step {}/100", "eval 3/9", "\r 10/64 [00:01<00:06, 9.1it/s]",
+])
+
+
+@settings(deadline=None, max_examples=200)
+@given(st.lists(st.tuples(_PROGRESS_BITS, st.integers(0, 9), st.integers(0, 99)), max_size=12),
+       st.booleans())
+def test_newest_first_progress_equals_reading_every_line(parts, with_times):
+    lines = [p.format(a, b) if "{}" in p else p for p, a, b in parts]
+    times = [1000.0 + i for i in range(len(lines))] if with_times else None
+    assert parse_progress(lines, times=times) == _all_observations_progress(lines, times)
