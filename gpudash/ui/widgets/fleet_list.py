@@ -27,6 +27,8 @@ from gpudash.ui.text import MUTED, STATE_STYLE, fit, plain, safe, state_word
 from gpudash.watch.view import HostView
 
 NAME_MAX = 24
+# where the job text starts, after the name column: room for "8 GPUs, util 97% avg, mem 64%, 1 hot"
+JOB_COLUMN = 2 + 7 + 1 + 2 + 40
 
 
 def group_title(group_key: str, group: str) -> Content:
@@ -69,6 +71,8 @@ def compact_line(view: HostView, width: int, *, selected: bool, now: float, tz: 
         left += Content.styled("  PAUSED", "bold $warning")
     job = " ".join(x for x in (safe(view.job_summary, max_len=60), vi.progress_text(view)) if x)
     if job and width >= 110:  # narrower: the numbers and problems first, the job is one enter away
+        # the job text starts in one column for every row that fits it (a table, not a ragged edge)
+        left = left.pad_right(max(0, JOB_COLUMN + name_width - left.cell_length))
         left += Content("   ") + plain(job, MUTED, max_len=80)
     right_parts = []
     if view.alerts_unacked:
