@@ -491,3 +491,65 @@ class Restarter:
 def with_checks(policy: RestartPolicy, first_s: float, second_s: float) -> RestartPolicy:
     """The same policy with other check times (tests, a slow-starting job)."""
     return replace(policy, first_check_s=first_s, second_check_s=second_s)
+
+
+# ----------------------------------------------------------------------------- the ledger on disk
+# One small JSON file per host in the state dir, written by `gpudash restart` and read by the
+# watchers (the TUI shows the count), so a restart made from another terminal is seen.
+
+
+def ledger_path(host: str):
+    from gpudash.store.paths import state_dir
+
+    return state_dir() / f"restarts-{re.sub(r'[^A-Za-z0-9_.-]', '_', host)}.json"
+
+
+def load_ledger(host: str) -> RestartLedger:
+    return load_ledger_file(ledger_path(host))
+
+
+def save_ledger(host: str, ledger: RestartLedger) -> None:
+    """Atomically, 0600 (the state dir's rule)."""
+    import json
+    import os
+
+    path = ledger_path(host)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(ledger.to_json(), fh)
+    os.replace(tmp, path)
+
+
+class RestartCount:
+    """How many times `gpudash restart` restarted this host's job: the ledger file, re-read only
+    when its mtime changes (a stat per view refresh). No file: 0 — gpudash restarted nothing."""
+
+    def __init__(self, host: str) -> None:
+        self.path = ledger_path(host)
+        self._stamp: tuple | None = None
+        self.count = 0
+
+    def read(self) -> int:
+        import os
+
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            self._stamp, self.count = None, 0
+            return 0
+        stamp = (st.st_mtime_ns, st.st_size)
+        if stamp != self._stamp:
+            self._stamp = stamp
+            self.count = load_ledger_file(self.path).count
+        return self.count
+
+
+def load_ledger_file(path) -> RestartLedger:
+    import json
+
+    try:
+        return RestartLedger.from_json(json.loads(path.read_text()))
+    except (OSError, ValueError):
+        return RestartLedger()

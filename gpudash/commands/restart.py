@@ -60,10 +60,12 @@ async def _restart(args, config, hc) -> int:
         if typed != hc.name:
             print("not restarting: the typed name does not match", file=sys.stderr)
             return 1
-        ledger = _load_ledger(hc.name)
+        from gpudash.restart import load_ledger, save_ledger
+
+        ledger = load_ledger(hc.name)
         restarter = Restarter(watcher.transport, RestartPolicy.from_host_config(hc), ledger)
         report = await restarter.restart(cls, confirmed=True)
-        _save_ledger(hc.name, restarter.ledger)
+        save_ledger(hc.name, restarter.ledger)
     finally:
         await fleet.close()
     print(f"{report.status}: {report.reason}")
@@ -71,35 +73,3 @@ async def _restart(args, config, hc) -> int:
         print(f"  {line}")
     print(f"restarts of this job so far: {restarter.ledger.count}")
     return 0 if report.status == "healthy" else 1
-
-
-def _ledger_path(host: str):
-    import re
-
-    from gpudash.store.paths import state_dir
-
-    return state_dir() / f"restarts-{re.sub(r'[^A-Za-z0-9_.-]', '_', host)}.json"
-
-
-def _load_ledger(host: str):
-    import json
-
-    from gpudash.restart import RestartLedger
-
-    try:
-        return RestartLedger.from_json(json.loads(_ledger_path(host).read_text()))
-    except (OSError, ValueError):
-        return RestartLedger()
-
-
-def _save_ledger(host: str, ledger) -> None:
-    import json
-    import os
-
-    path = _ledger_path(host)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(ledger.to_json(), fh)
-    os.replace(tmp, path)

@@ -92,7 +92,8 @@ class HostAnalysis:
 
     # ------------------------------------------------------------------ view
 
-    def view(self, snap: HostSnapshot, *, paused: bool, now: float, history_note: str = "") -> HostView:
+    def view(self, snap: HostSnapshot, *, paused: bool, now: float, history_note: str = "",
+             restarts: int | None = None) -> HostView:
         from gpudash.health import engine as health_engine
 
         self._maybe_triage(snap, now)
@@ -124,6 +125,7 @@ class HostAnalysis:
             labels=self.spec.labels,
             history_note=history_note,
             wandb_url=self.wandb_url,
+            restarts=restarts,
         )
 
     def drain_events(self) -> list[Event]:

@@ -21,6 +21,7 @@ from gpudash.model import (
     ProbeError,
     Reason,
 )
+from gpudash.restart import RestartCount
 from gpudash.transport.base import Step, StepResult, Transport, TransportError
 from gpudash.watch.analysis import HostAnalysis
 from gpudash.watch.spec import WatchSpec
@@ -104,6 +105,7 @@ class HostWatcher:
         self._log_active = False  # something happened to the log since the last read
         self.assembler = LineAssembler()
         self.analysis = HostAnalysis(spec)
+        self.restart_count = RestartCount(spec.name)  # `gpudash restart`'s ledger for this host
         self.discovered = None
         self.history_note = ""
         self.internal_errors: deque[str] = deque(maxlen=20)  # "not watched 23:10–07:42; meanwhile: …" (set from the store)
@@ -198,7 +200,8 @@ class HostWatcher:
         self._refreshed_at = time.monotonic()
         snap = self.snapshot()
         self._view = self.analysis.view(snap, paused=self.paused, now=self.clock(),
-                                        history_note=self.history_note)
+                                        history_note=self.history_note,
+                                        restarts=self.restart_count.read())
         for listener in list(self._listeners):
             listener(self._view)
         return self._view
