@@ -95,6 +95,12 @@ def section_a(a: dict, targets: list) -> list[str]:
                   f"of a core, RSS {_f(cad.get('rss_mb'))} MB"
                   + (f", {_f(cad.get('ssh_packets_in_per_s'), 2)} SSH packets in/s; the log quiet (its reads backed off "
                      f"to every {_f(cad.get('log_wait_s'), 1)} s)" if "log_wait_s" in cad else "") + "."]
+        tm = a.get("cadence_tmux") or {}
+        if tm and "error" not in tm:
+            lines += [f"The same with the job in a tmux session `train` on the box (tmux vouches for "
+                      f"it, so the /proc scan runs every 60 s instead of every jobs round): client "
+                      f"{_f(tm.get('client_cpu_pct'), 2)}% of a core, box {_f(tm.get('box_cpu_pct'), 2)}% "
+                      "of a core."]
         grow = a.get("cadence_growing") or {}
         if grow and "error" not in grow:
             lines += [f"The same with a line appended to the log every 0.5 s (log read every "
@@ -154,6 +160,10 @@ def section_a(a: dict, targets: list) -> list[str]:
     if cad and "error" not in cad:
         targets.append(("(a) box CPU < 0.4% of a core, default cadences (GPU 2 s), log quiet",
                         f"{_f(cad.get('box_cpu_pct'), 2)}%", cad.get("box_cpu_pct", 99) < 0.4))
+        tm = a.get("cadence_tmux") or {}
+        if tm and "error" not in tm:
+            targets.append(("(a) box CPU < 0.4% of a core, default cadences, log quiet, job in tmux",
+                            f"{_f(tm.get('box_cpu_pct'), 2)}%", tm.get("box_cpu_pct", 99) < 0.4))
         grow = a.get("cadence_growing") or {}
         if grow and "error" not in grow:
             targets.append(("(a) box CPU < 0.4% of a core, default cadences (GPU 2 s), log growing",

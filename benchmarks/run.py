@@ -66,10 +66,15 @@ def section_a(quick: bool, sshd) -> dict:
         print(f"  (a) {key}", flush=True)
         out[key] = run_worker("tick", ["--variant", "gpu_stream", "--box", str(box_json),
                                        "--n", "10" if quick else "30", "--interval-ms", "500", *extra])
-    secs = 12 if quick else 30
+    # 60 s: a whole number of every cadence (GPU 2, log ≤5, disk 10, jobs 15, files 30, /proc 60 s),
+    # so the window does not over- or under-count a slow group (30 s caught 0 or 1 /proc scans)
+    secs = 30 if quick else 60
     print(f"  (a) cadence {secs}s", flush=True)
     out["cadence"] = run_worker("tick", ["--variant", "cadence", "--box", str(box_json),
                                          "--seconds", str(secs)])
+    print(f"  (a) cadence, the job in tmux, {secs}s", flush=True)
+    out["cadence_tmux"] = run_worker("tick", ["--variant", "cadence_tmux", "--box", str(box_json),
+                                              "--seconds", str(secs)])
     print(f"  (a) cadence, log growing, {secs}s", flush=True)
     out["cadence_growing"] = run_worker("tick", ["--variant", "cadence_growing", "--box",
                                                  str(box_json), "--seconds", str(secs)])

@@ -300,12 +300,16 @@ async def v_steps(box: Box, n: int) -> dict:
     return {"n": n, "per_step": out}
 
 
-async def v_cadence(box: Box, seconds: float, grow: bool = False) -> dict:
+async def v_cadence(box: Box, seconds: float, grow: bool = False, tmux_job: bool = False) -> dict:
     """The watcher's own loops at the default cadences. ``grow``: a writer (a separate process,
     its CPU in neither count) appends a line to the log every 0.5 s, so the log is read at its
-    base cadence; without it the log is quiet and its reads back off."""
+    base cadence; without it the log is quiet and its reads back off. ``tmux_job``: the run lives
+    in a tmux session `train` of the box user (started before, outside the measured window), as
+    gpudash's users run it: tmux vouches for the job, so the /proc scan drops to every 60 s."""
     import subprocess
     import sys
+
+    from gpudash.transport.base import Step
 
     writer = None
     if grow:
@@ -313,6 +317,9 @@ async def v_cadence(box: Box, seconds: float, grow: bool = False) -> dict:
                 "    i += 1; f.write(f'{{\"loss\": 1.0, \"step\": {i}}}\\n'); f.flush(); time.sleep(0.5)\n")
         writer = subprocess.Popen([sys.executable, "-c", code, box.log])
     w = await _watcher(box, every_probe=False)
+    if tmux_job:
+        await w.transport.run([Step("tmux_job", "tmux new-session -d -s train 'sleep 3600'",
+                                    timeout=5)], deadline=10)
     task = asyncio.create_task(w.run())
     await asyncio.sleep(3 if grow else 12)  # every loop started, first rounds done (quiet: backed off)
     b0, c0, t0 = box.cpu(), time.process_time(), time.perf_counter()
@@ -322,6 +329,9 @@ async def v_cadence(box: Box, seconds: float, grow: bool = False) -> dict:
     k1 = COUNTER.per(k0, 1)
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
+    if tmux_job:
+        await w.transport.run([Step("tmux_job", "tmux kill-session -t train", timeout=5)],
+                              deadline=10)
     await w.transport.close()
     if writer is not None:
         writer.kill()
@@ -332,6 +342,7 @@ async def v_cadence(box: Box, seconds: float, grow: bool = False) -> dict:
                                        "files": c.files},
             "client_cpu_pct": (c1 - c0) / el * 100, "box_cpu_pct": (b1 - b0) / el * 100,
             "rss_mb": rss_mb()[0], "log_growing": grow, "log_wait_s": w.log_wait,
+            "tmux_job": tmux_job, "job_identified": w._job_identified(),
             "ssh_packets_in_per_s": (k1.get("ssh_packets_in") or 0) / el}
 
 
@@ -387,6 +398,8 @@ def _main(a) -> int:
         res = asyncio.run(v_cadence(box, a.seconds))
     elif v == "cadence_growing":
         res = asyncio.run(v_cadence(box, a.seconds, grow=True))
+    elif v == "cadence_tmux":
+        res = asyncio.run(v_cadence(box, a.seconds, tmux_job=True))
     else:
         print(f"unknown variant {v}", file=sys.stderr)
         return 2
