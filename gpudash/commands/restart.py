@@ -41,6 +41,8 @@ def run(args) -> int:
 
 
 async def _restart(args, config, hc) -> int:
+    import asyncio
+
     from gpudash.restart import Restarter, RestartPolicy
     from gpudash.watch.fleet import Fleet
     from gpudash.watch.spec import spec_from_host_config

@@ -44,3 +44,15 @@ def test_a_live_job_is_never_relaunched(tmp_path):
     finally:
         job.kill()
         job.wait()
+
+
+def test_the_name_typed_at_the_prompt_is_what_confirms(tmp_path):
+    """Without --confirm the host name is read from stdin (a wrong one launches nothing)."""
+    marker = tmp_path / "relaunched"
+    cfg = config(tmp_path, "gd-no-such-run-" + uuid.uuid4().hex, marker)
+    env = dict(os.environ, PYTHONPATH=str(ROOT), GPUDASH_STATE_DIR=str(tmp_path))
+    r = subprocess.run([sys.executable, "-m", "gpudash", "restart", "box", "--config", str(cfg)],
+                       input="xob\n", capture_output=True, text=True, env=env, timeout=120)
+    assert "Type the host name (box) to confirm" in r.stderr
+    assert r.returncode == 1 and "does not match" in r.stderr, r.stderr
+    assert not marker.exists()
