@@ -10,12 +10,11 @@ import re
 
 from textual.widgets import Input
 
-from gpudash.model import State
 from gpudash.ui.screens.host import HostScreen
-from gpudash.ui.screens.overview import REORDER_S, OverviewScreen
+from gpudash.ui.screens.overview import REORDER_S
 from gpudash.ui.widgets.fleet_list import FleetList
 from gpudash.ui.widgets.host_card import HostCard
-from tests.ui.big_fleet import Clock, advanced_fleet, cluster_views
+from tests.ui.big_fleet import advanced_fleet, cluster_views
 from tests.ui.conftest import LARGE, SMALL, make_app
 from tests.ui.fake_fleet import FakeFleet
 from tests.ui.helpers import screen_text

@@ -43,7 +43,7 @@ class AlertsPanel(Vertical):
         super().__init__(id=id, classes="panel")
         self.host = host
         self.tz = tz
-        self.border_title = "Alerts" if host is None else f"Alerts"
+        self.border_title = "Alerts"
         self.items: list[AlertItem] = []
         self._key: tuple | None = None
 

@@ -93,7 +93,7 @@ class MetricsChart(Panel):
             *(x for a, lab in avail for x in (("  ·  ", MUTED), (f"{lab} ", MUTED),
                                                (_fmt(getattr(_last_with(points, a), a)), "bold"))),
             ("  ·  step ", MUTED), (str(last.step) if last.step is not None else "n/a", "bold"),
-            (f"  (c: next series)" if len(avail) > 1 else "", MUTED),
+            ("  (c: next series)" if len(avail) > 1 else "", MUTED),
         )
         key = (attr, len(points), points[-1], width, height)
         if key != self._cache_key:
