@@ -58,6 +58,11 @@ class LiveFacts:
     run_elapsed_s: float | None = None
     expected_duration_s: float | None = None
     silent_threshold_s: float = SILENT_S
+    # The user's thresholds (the health engine's, from the config) where triage shares one with a
+    # health check: a disk the user calls full at 95 % is full here too.
+    bytes_full_pct: float = BYTES_FULL_PCT
+    data_bound_util_pct: float = DATA_BOUND_UTIL_PCT
+    early_end_fraction: float = 0.5
 
 
 def _pct(v: float | None) -> str:
@@ -79,13 +84,13 @@ def _disk(r: TriageResult, f: LiveFacts, notes: list[str]) -> TriageResult:
         return r
     where = _on(f)
     if f.inode_pct is not None and f.inode_pct >= INODES_FULL_PCT:
-        if f.bytes_pct is not None and f.bytes_pct >= BYTES_FULL_PCT:
+        if f.bytes_pct is not None and f.bytes_pct >= f.bytes_full_pct:
             return replace(r, cause="bytes", confirmed=True,
                            summary=f"disk full: bytes {_pct(f.bytes_pct)} and inodes {_pct(f.inode_pct)} used{where} — {r.summary}")
         return replace(r, cause="inodes", confirmed=True,
                        summary=f"inodes ran out, bytes are fine (inodes {_pct(f.inode_pct)}, bytes "
                                f"{_pct(f.bytes_pct)} used{where}) — {r.summary}")
-    if f.bytes_pct is not None and f.bytes_pct >= BYTES_FULL_PCT:
+    if f.bytes_pct is not None and f.bytes_pct >= f.bytes_full_pct:
         return replace(r, cause="bytes", confirmed=True,
                        summary=f"bytes ran out ({_pct(f.bytes_pct)} used{where}) — {r.summary}")
     if f.bytes_pct is not None and f.inode_pct is not None:
@@ -153,7 +158,7 @@ def _diagnoses(r: TriageResult, f: LiveFacts, notes: list[str]) -> None:
         elif f.checkpoint_advanced is False or f.gpu_util_window is not None:
             notes.append(f"log silent for {mins:.0f} min while the process lives — possibly stalled "
                          "(`py-spy dump`, GPU util, a dead rank)")
-    if alive and f.gpu_util_window is not None and f.gpu_util_window < DATA_BOUND_UTIL_PCT and f.steps_advancing:
+    if alive and f.gpu_util_window is not None and f.gpu_util_window < f.data_bound_util_pct and f.steps_advancing:
         if f.threads_vs_quota is not None and f.threads_vs_quota >= OVERSUBSCRIBED_THREADS:
             notes.append(f"thread oversubscription: {f.threads_vs_quota:.1f} threads per core of the job's CPU "
                          f"quota with GPU at {f.gpu_util_window:.0f}% — set OMP_NUM_THREADS (and torch threads) "
@@ -176,8 +181,10 @@ def _diagnoses(r: TriageResult, f: LiveFacts, notes: list[str]) -> None:
         notes.append("edited under a live run: the training script changed after the process started — "
                      "the next launch will differ from this one")
     if f.process_gone and f.run_elapsed_s is not None and f.expected_duration_s \
-            and f.run_elapsed_s < f.expected_duration_s / 2 and r.cls in ("completed", "none", "unknown_error"):
-        notes.append(f"ended after {f.run_elapsed_s / 60:.0f} min, under half its expected "
+            and f.run_elapsed_s < f.expected_duration_s * f.early_end_fraction \
+            and r.cls in ("completed", "none", "unknown_error"):
+        share = "half" if f.early_end_fraction == 0.5 else f"{f.early_end_fraction:.0%}"
+        notes.append(f"ended after {f.run_elapsed_s / 60:.0f} min, under {share} of its expected "
                      f"{f.expected_duration_s / 60:.0f} min: probable failure")
 
 
@@ -200,9 +207,9 @@ def fuse(result: TriageResult, facts: LiveFacts | None) -> TriageResult:
 # ----------------------------------------------------------------------------- from a snapshot
 
 
-def facts_from_snapshot(snap, context=None) -> LiveFacts:
-    """LiveFacts from a gpudash.model.HostSnapshot (and the health engine's RunContext, when
-    given). Tolerates missing pieces: anything not known stays None."""
+def facts_from_snapshot(snap, context=None, thresholds=None) -> LiveFacts:
+    """LiveFacts from a gpudash.model.HostSnapshot (and the health engine's RunContext and
+    Thresholds, when given). Tolerates missing pieces: anything not known stays None."""
     g = (lambda name, default=None: getattr(context, name, default)) if context is not None else (lambda n, d=None: d)
     disk = _relevant_disk(getattr(snap, "disks", ()) or (), g("checkpoint_dir"))
     mem = getattr(snap, "memory", None)
@@ -246,7 +253,15 @@ def facts_from_snapshot(snap, context=None) -> LiveFacts:
         script_mtime_after_start=(script_mtime > started) if script_mtime and started else None,
         run_elapsed_s=((ended or taken) - started) if started and (ended or taken) else None,
         expected_duration_s=g("expected_duration_s"),
+        **_threshold_facts(thresholds),
     )
+
+
+def _threshold_facts(th) -> dict:
+    if th is None:
+        return {}
+    return {"bytes_full_pct": th.disk_crit_pct, "data_bound_util_pct": th.gpu_util_low_pct,
+            "silent_threshold_s": th.log_silent_warn_s, "early_end_fraction": th.early_end_fraction}
 
 
 def _relevant_disk(disks, checkpoint_dir):

@@ -88,7 +88,7 @@ class HostAnalysis:
             from gpudash.triage.fusion import fuse, facts_from_snapshot
         except ImportError:
             return result
-        return fuse(result, facts_from_snapshot(snap, self.context))
+        return fuse(result, facts_from_snapshot(snap, self.context, self.engine.thresholds))
 
     # ------------------------------------------------------------------ view
 

@@ -228,3 +228,26 @@ async def test_prometheus_only_hosts_keep_the_configured_stale_after():
     plain, _ = fleet()
     await plain.poll_once()
     assert plain.watchers["n1"].analysis.engine.intervals.stale_after_s("gpu") == 15.0
+
+
+# ----------------------------------------------------------------------------- triage shares them
+
+
+def _disk_full_triage(a: HostAnalysis, bytes_pct: float):
+    """A log that died of ENOSPC, read by the real classifier, fused with a disk at bytes_pct."""
+    from gpudash.model import LogChunk
+
+    line = "OSError: [Errno 28] No space left on device: '/data/ckpt/step_900.pt'"
+    data = (line + "\n").encode()
+    a.feed_log([line], LogChunk("/data/run.log", 0, len(data), len(data), 7, data), T0)
+    used = int(1000 * bytes_pct / 100)
+    disk = DiskUsage("/data", "/dev/vdb", 1000, used, 1000 - used, 1000, 10, 990)
+    return a.view(snap(T0 + 5, disks=(disk,)), paused=False, now=T0 + 5).triage
+
+
+def test_disk_crit_pct_is_also_what_triage_calls_a_full_disk():
+    default = _disk_full_triage(analysis(), 93.0)
+    lowered = _disk_full_triage(analysis("disk_crit_pct = 92"), 93.0)
+    assert default.cls == lowered.cls == "disk_full"
+    assert default.cause != "bytes" and any("has room now" in d for d in default.diagnoses)
+    assert lowered.cause == "bytes" and "bytes ran out" in lowered.summary
