@@ -86,6 +86,7 @@ class HostWatcher:
         self.ray: tuple = ()
         self.jobs_at: float | None = None
         self._procs_ran_at: float | None = None  # time.monotonic() of the last good /proc scan
+        self._gpu_health_at: float | None = None  # time.monotonic() of the last good health query
         self.markers: tuple = ()
         self.checkpoints = None
         self.files_at: float | None = None
@@ -251,9 +252,11 @@ class HostWatcher:
             # how many it skipped, so a 50 GB log costs one bounded read.
             return [logtail.log_step(self.log_path, self.log_offset, self.log_inode, LOG_BYTES_PER_TICK)]
         if group == "disk":
-            return [disk.df_bytes_step(s.mounts), disk.df_inodes_step(s.mounts),
-                    memory.memory_step(self._job_pid()),
-                    gpu.gpu_health_step(srun_jobid=self._srun_jobid(), guard_hung=stuck)]
+            steps = [disk.df_bytes_step(s.mounts), disk.df_inodes_step(s.mounts),
+                     memory.memory_step(self._job_pid())]
+            if self._gpu_health_due():
+                steps.append(gpu.gpu_health_step(srun_jobid=self._srun_jobid(), guard_hung=stuck))
+            return steps
         if group == "jobs":
             steps = [gpu.gpu_apps_step(srun_jobid=self._srun_jobid(), guard_hung=stuck), tmux.tmux_step()]
             if s.pgrep and self._procs_due():
@@ -300,6 +303,13 @@ class HostWatcher:
             return True
         # a little slack: a 60 s cadence on 15 s rounds is every 4th round, not every 5th
         return time.monotonic() - self._procs_ran_at >= self.spec.cadence.procs - 1.0
+
+    def _gpu_health_due(self) -> bool:
+        """The health query (ECC, throttle) every `cadence.gpu_health` (60 s), not every disk
+        round; at once while it has never answered."""
+        if self._gpu_health_at is None:
+            return True
+        return time.monotonic() - self._gpu_health_at >= self.spec.cadence.gpu_health - 1.0
 
     def _srun_jobid(self) -> str | None:
         # On Slurm the GPUs are on the compute node: reach them through the job (never the
@@ -356,6 +366,7 @@ class HostWatcher:
         parsed = parse_gpu_health(res.stdout, res.stderr, res.exit_code)
         if not isinstance(parsed, ProbeError):
             self.gpu_health = parsed
+            self._gpu_health_at = time.monotonic()
 
     def _on_gpu_apps(self, step: Step, res: StepResult, now: float) -> None:
         from gpudash.probes.gpu import parse_gpu_apps
