@@ -136,11 +136,12 @@ def section_a(a: dict, targets: list) -> list[str]:
             # Swap the stand-in nvidia-smi's costs for the real ones measured on an H100 box.
             c = cad.get("cadence", {})
             stand = (st.get("box_cpu_ms_per_sample", 0) / c.get("gpu", 2)
-                     + steps.get("gpu_health", {}).get("box_cpu_ms", 0) / c.get("disk", 10)
+                     + steps.get("gpu_health", {}).get("box_cpu_ms", 0) / c.get("gpu_health", c.get("disk", 10))
                      + steps.get("gpu_apps", {}).get("box_cpu_ms", 0) / c.get("jobs", 15))
             rs = real["stream_lms2000"].get("cpu_ms_per_sample_steady") or 0
             rl = real.get("gpudash_step_box_cpu_ms", {})
-            realc = rs / c.get("gpu", 2) + rl.get("gpu_health", 0) / c.get("disk", 10) + rl.get("gpu_apps", 0) / c.get("jobs", 15)
+            realc = (rs / c.get("gpu", 2) + rl.get("gpu_health", 0) / c.get("gpu_health", c.get("disk", 10))
+                     + rl.get("gpu_apps", 0) / c.get("jobs", 15))
             proj = cad.get("box_cpu_pct", 0) * 10 - stand + realc  # ms per s
             lines += ["", f"On a real H100 box (nvidia-smi measured there, `results/nvsmi_h100.json`): a one-shot core "
                       f"query costs {_f(real['one_shot_core']['cpu_ms'], 1)} ms CPU, a `-lms` stream "

@@ -339,7 +339,7 @@ async def v_cadence(box: Box, seconds: float, grow: bool = False, tmux_job: bool
     el = t1 - t0
     c = w.spec.cadence
     return {"seconds": el, "cadence": {"gpu": c.gpu, "log": c.log, "disk": c.disk, "jobs": c.jobs,
-                                       "files": c.files},
+                                       "files": c.files, "gpu_health": c.gpu_health},
             "client_cpu_pct": (c1 - c0) / el * 100, "box_cpu_pct": (b1 - b0) / el * 100,
             "rss_mb": rss_mb()[0], "log_growing": grow, "log_wait_s": w.log_wait,
             "tmux_job": tmux_job, "job_identified": w._job_identified(),
