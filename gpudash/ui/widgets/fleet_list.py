@@ -23,12 +23,13 @@ from textual.widget import Widget
 from gpudash.sources.aggregate import aggregate_text, fleet_counts
 from gpudash.ui import viewinfo as vi
 from gpudash.ui.messages import OpenHost
-from gpudash.ui.text import MUTED, STATE_STYLE, fit, plain, safe, state_word
+from gpudash.ui.text import MUTED, STATE_STYLE, fit, plain, safe, spark, state_word
 from gpudash.watch.view import HostView
 
 NAME_MAX = 24
 # where the job text starts, after the name column: room for "8 GPUs, util 97% avg, mem 64%, 1 hot"
 JOB_COLUMN = 2 + 7 + 1 + 2 + 40
+SPARK_W = 10  # ten GPU samples: 20 s at the default cadence
 
 
 def group_title(group_key: str, group: str) -> Content:
@@ -70,10 +71,14 @@ def compact_line(view: HostView, width: int, *, selected: bool, now: float, tz: 
     if view.paused:
         left += Content.styled("  PAUSED", "bold $warning")
     job = " ".join(x for x in (safe(view.job_summary, max_len=60), vi.progress_text(view)) if x)
-    if job and width >= 110:  # narrower: the numbers and problems first, the job is one enter away
-        # the job text starts in one column for every row that fits it (a table, not a ragged edge)
+    if width >= 110:  # narrower: the numbers and problems first, the rest is one enter away
+        # the util sparkline and the job text start in one column for every row (a table, not a
+        # ragged edge); the sparkline is the mean over the host's GPUs, newest on the right
         left = left.pad_right(max(0, JOB_COLUMN + name_width - left.cell_length))
-        left += Content("   ") + plain(job, MUTED, max_len=80)
+        if view.snapshot.gpus:
+            left += Content("  ") + spark(vi.recent_util(view, SPARK_W), SPARK_W)
+        if job:
+            left += Content("   ") + plain(job, MUTED, max_len=80)
     right_parts = []
     if view.alerts_unacked:
         n = view.alerts_unacked
