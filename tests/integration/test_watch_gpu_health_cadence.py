@@ -8,21 +8,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from gpudash.transport.local import LocalTransport
 from gpudash.watch.host import HostWatcher
 from gpudash.watch.spec import Cadence, WatchSpec
+from tests.integration.recording import Recording
 
 BIN = Path(__file__).resolve().parents[1] / "bin"
-
-
-class Recording(LocalTransport):
-    def __init__(self, **kw) -> None:
-        super().__init__(**kw)
-        self.batches: list[list[str]] = []
-
-    async def run(self, steps, *, deadline):
-        self.batches.append([s.key for s in steps])
-        return await super().run(steps, deadline=deadline)
 
 
 def _env(mode: str) -> dict[str, str]:

@@ -16,22 +16,10 @@ import sys
 
 import pytest
 
-from gpudash.transport.local import LocalTransport
 from gpudash.watch.host import HostWatcher
 from gpudash.watch.spec import Cadence, WatchSpec
+from tests.integration.recording import Recording
 from tests.services.require import require_binary
-
-
-class Recording(LocalTransport):
-    """The local transport, remembering the step keys of every batch it ran."""
-
-    def __init__(self, **kw) -> None:
-        super().__init__(**kw)
-        self.batches: list[list[str]] = []
-
-    async def run(self, steps, *, deadline):
-        self.batches.append([s.key for s in steps])
-        return await super().run(steps, deadline=deadline)
 
 
 @pytest.fixture

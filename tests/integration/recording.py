@@ -1,0 +1,18 @@
+"""A real local transport that remembers which steps each batch ran (the cadence tests ask
+"which probes did this round run", never "how long did it take")."""
+
+from __future__ import annotations
+
+from gpudash.transport.local import LocalTransport
+
+
+class Recording(LocalTransport):
+    """The local transport, remembering the step keys of every batch it ran."""
+
+    def __init__(self, **kw) -> None:
+        super().__init__(**kw)
+        self.batches: list[list[str]] = []
+
+    async def run(self, steps, *, deadline):
+        self.batches.append([s.key for s in steps])
+        return await super().run(steps, deadline=deadline)
