@@ -48,6 +48,8 @@ def test_dead_pane_reports_exit_status_137(tmux_server):
         # reaped the child: pane_dead=1 with an empty status is real, and parses as None.
         s = sessions(tmux_server)
         done = all(n in s and s[n].pane_dead and s[n].pane_dead_status is not None for n in ("died", "ok"))
+        if not done:
+            tmux_server.reap()  # the exit may sit unreaped (tests/services/tmux.py)
         return s if done else None
 
     dead = tmux_server.wait_for(both_dead_with_status, "both panes to be dead with a status")

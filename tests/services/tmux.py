@@ -8,6 +8,7 @@ missing — except under CI=true, where that fails (tests/services/require.py).
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import time
 import uuid
@@ -57,6 +58,17 @@ class TmuxServer:
             stdin=subprocess.DEVNULL,
             timeout=20,
         )
+
+    def reap(self) -> None:
+        """Send the server a SIGCHLD. tmux 3.3a can mark a pane dead on its pty's EOF and leave
+        the exited child unreaped (a lost SIGCHLD: seen as a zombie for 20 s and more, with no
+        #{pane_dead_status}); its SIGCHLD handler reaps every exited child, so this settles it."""
+        pid = self.run("display-message", "-p", "#{pid}", check=False).stdout.strip()
+        if pid.isdigit():
+            try:
+                os.kill(int(pid), signal.SIGCHLD)
+            except ProcessLookupError:
+                pass
 
     def new_session(self, name: str, command: str) -> None:
         self.run("new-session", "-d", "-s", name, "-x", "120", "-y", "40", command)
