@@ -13,8 +13,9 @@ What it answers is what gpudash sends: the exec request is the session command (
 generator parses each complete batch — the step keys from their start markers, the log step's
 offset and byte bound from its script — and writes the framed answer (begin marker, a section
 and an exit code per step, end marker; the same markers on stderr) in one write per stream.
-A stream request (``render_stream``, e.g. ``nvidia-smi … -lms N``) gets one sample line every N ms
-until the channel closes. Nothing is executed: the generator's CPU is SSH + framing + answers.
+A stream request (``render_stream``, e.g. ``nvidia-smi … -lms N``) gets one sample line every N ms;
+the log follower's (gpudash.probes.logfollow) gets a record whenever the box's log grew and a
+heartbeat line otherwise; both until the channel closes. Nothing is executed: the generator's CPU is SSH + framing + answers.
 
 It writes into DIR: ``client_key`` (the key gpudash logs in with), ``known_hosts`` (for
 ``[127.0.0.1]:PORT``), and ``port`` when it is ready (the parent waits for that file).
@@ -24,9 +25,11 @@ It runs until SIGTERM/SIGINT.
 from __future__ import annotations
 
 import argparse
+import binascii
 import asyncio
 import os
 import re
+import shlex
 import signal
 import time
 import zlib
@@ -85,6 +88,19 @@ def answer_batch(box, nonce: bytes, bid: bytes, batch: bytes) -> tuple[bytes, by
     return b"".join(out), b"".join(err)
 
 
+def follow_args(stream_cmd: bytes) -> tuple[float, float, int, int] | None:
+    """(interval, heartbeat, max_bytes, offset) when a stream request starts the log follower."""
+    if b"python3 -I -S -c" not in stream_cmd:
+        return None
+    try:
+        words = shlex.split(stream_cmd.decode())  # `… exec timeout -k 2 T /bin/sh -c SCRIPT …`
+        script = words[words.index("-c") + 1]
+        iv, hb, mx, off = shlex.split(script)[-8:-4]  # `exec python3 -I -S -c AGENT ARGS…`
+        return float(iv), float(hb), int(mx), int(off)
+    except (ValueError, IndexError):
+        return None
+
+
 def make_session_class():
     import asyncssh
 
@@ -123,11 +139,16 @@ def make_session_class():
                 self._chan.write_stderr(err)
             if self._stream is None:
                 s = _STREAM.search(self._buf)
-                if s is not None and b"exec " in self._buf[s.end():]:
-                    lms = _LMS.search(self._buf)
-                    interval = int(lms.group(1)) / 1000 if lms else 1.0
+                # the whole request: render_stream's two `exec … </dev/null` lines
+                if s is not None and self._buf[s.end():].count(b" </dev/null\n") >= 2:
                     self._chan.write(b"\n@@GD:" + s.group(1) + b":B:0\n")
-                    self._stream = asyncio.get_running_loop().create_task(self._samples(interval))
+                    follow = follow_args(bytes(self._buf[s.end():]))
+                    if follow is not None:
+                        coro = self._follow(*follow)
+                    else:
+                        lms = _LMS.search(self._buf)
+                        coro = self._samples(int(lms.group(1)) / 1000 if lms else 1.0)
+                    self._stream = asyncio.get_running_loop().create_task(coro)
                     self._buf.clear()
             if len(self._buf) > 1 << 20:  # never grow without bound
                 del self._buf[: -(1 << 16)]
@@ -141,6 +162,31 @@ def make_session_class():
                     self._chan.write(self._box.answer(step, time.time()).stdout)
                     await asyncio.sleep(interval)
             except Exception:  # noqa: BLE001 - the channel closed: the stream ends
+                pass
+
+        async def _follow(self, interval: float, heartbeat: float, max_bytes: int, offset: int) -> None:
+            """The log follower (gpudash.probes.logfollow): a record when the log changed, else
+            a heartbeat every `heartbeat` seconds."""
+            from gpudash.transport.base import Step
+
+            quiet = time.time()
+            first = True
+            try:
+                while True:
+                    now = time.time()
+                    size = self._box.sc.log.size_at(now)
+                    if first or size != offset:
+                        rec = self._box.answer(Step("log", "", params={"offset": offset,
+                                                                       "max_bytes": max_bytes}), now).stdout
+                        head = rec.split(b"\n", 1)[0].split(b"\t")
+                        offset = int(head[4]) + int(head[5])
+                        self._chan.write(b"L " + binascii.b2a_base64(rec).rstrip(b"\n") + b"\n")
+                        quiet, first = now, False
+                    elif now - quiet >= heartbeat:
+                        self._chan.write(b"H\n")
+                        quiet = now
+                    await asyncio.sleep(interval)
+            except Exception:  # noqa: BLE001 - the channel closed: the follower ends
                 pass
 
         def eof_received(self) -> bool:

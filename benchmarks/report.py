@@ -93,8 +93,11 @@ def section_a(a: dict, targets: list) -> list[str]:
                   f"jobs {c.get('jobs')} s, files {c.get('files')} s) for {_f(cad.get('seconds'), 0)} s: "
                   f"client {_f(cad.get('client_cpu_pct'), 2)}% of a core, box {_f(cad.get('box_cpu_pct'), 2)}% "
                   f"of a core, RSS {_f(cad.get('rss_mb'))} MB"
-                  + (f", {_f(cad.get('ssh_packets_in_per_s'), 2)} SSH packets in/s; the log quiet (its reads backed off "
-                     f"to every {_f(cad.get('log_wait_s'), 1)} s)" if "log_wait_s" in cad else "") + "."]
+                  + (f", {_f(cad.get('ssh_packets_in_per_s'), 2)} SSH packets in/s; the log quiet"
+                     + (" (followed on the box by one `python3` sampler: a heartbeat line every 5 s)"
+                        if cad.get("log_followed") else
+                        f" (its reads backed off to every {_f(cad.get('log_wait_s'), 1)} s)")
+                     if "log_wait_s" in cad else "") + "."]
         tm = a.get("cadence_tmux") or {}
         if tm and "error" not in tm:
             lines += [f"The same with the job in a tmux session `train` on the box (tmux vouches for "
@@ -103,8 +106,9 @@ def section_a(a: dict, targets: list) -> list[str]:
                       "of a core."]
         grow = a.get("cadence_growing") or {}
         if grow and "error" not in grow:
-            lines += [f"The same with a line appended to the log every 0.5 s (log read every "
-                      f"{_f(grow.get('log_wait_s'), 1)} s): client {_f(grow.get('client_cpu_pct'), 2)}% of a core, "
+            how = ("the follower looks every 1 s and sends what grew" if grow.get("log_followed")
+                   else f"log read every {_f(grow.get('log_wait_s'), 1)} s")
+            lines += [f"The same with a line appended to the log every 0.5 s ({how}): client {_f(grow.get('client_cpu_pct'), 2)}% of a core, "
                       f"box {_f(grow.get('box_cpu_pct'), 2)}% of a core, {_f(grow.get('ssh_packets_in_per_s'), 2)} "
                       "SSH packets in/s."]
     lat_x = _ratio(s.get("latency_ms_median"), g.get("latency_ms_median"))
@@ -182,12 +186,14 @@ def section_b(b: dict, targets: list) -> list[str]:
         if key == "costs":
             continue
         if "error" in r:
-            rows.append([key, "error: " + r["error"][-200:].replace("\n", " ").replace("|", "/"), "", "", "", "", "", ""])
+            rows.append([key, "error: " + r["error"][-200:].replace("\n", " ").replace("|", "/"), "", "", "", "", "", "", ""])
             continue
         rows.append([key, _f(r.get("client_cpu_pct"), 1, "%"), _f(r.get("rss_mb"), 0),
                      _f(r.get("share_on_time", 0) * 100, 1, "%"), _f(r.get("generator_cpu_pct"), 1, "%"),
-                     f"{_f(r.get('log_round_ms_median'))} / {_f(r.get('log_round_ms_p99'))}",
-                     f"{_f(r.get('warmup_s'), 0)} s", "yes" if r.get("ui") else "no"])
+                     f"{_f(r.get('round_ms_median', r.get('log_round_ms_median')))} / "
+                     f"{_f(r.get('round_ms_p99', r.get('log_round_ms_p99')))}",
+                     f"{_f(r.get('warmup_s'), 0)} s", "yes" if r.get("ui") else "no",
+                     f"{r['logs_followed_at_end']}/{r.get('hosts')}" if "logs_followed_at_end" in r else "–"])
         hosts, iv = r.get("hosts"), r.get("interval_s")
         if hosts == 500 and iv == 2.0 and r.get("ui"):
             targets.append(("(b) 500 hosts at 2 s under 25% of a core", _f(r.get("client_cpu_pct"), 1, "%"),
@@ -200,7 +206,7 @@ def section_b(b: dict, targets: list) -> list[str]:
                             f"{_f(r.get('share_on_time', 0) * 100, 1, '%')}", ok))
     lines = ["### (b) Scale: the real Fleet (+ the TUI, headless) against the load generator", ""]
     lines += _table(["hosts @ GPU cadence", "gpudash CPU (% core)", "RSS MB", "GPU samples on time",
-                     "generator CPU (% core)", "log round ms median / p99", "warm-up", "UI"], rows)
+                     "generator CPU (% core)", "probe round ms median / p99", "warm-up", "UI", "logs followed"], rows)
     costs = b.get("costs") or {}
     if costs and "error" not in costs:
         from benchmarks.costs import budget

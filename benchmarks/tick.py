@@ -327,6 +327,7 @@ async def v_cadence(box: Box, seconds: float, grow: bool = False, tmux_job: bool
     await asyncio.sleep(seconds)
     c1, b1, t1 = time.process_time(), box.cpu(), time.perf_counter()
     k1 = COUNTER.per(k0, 1)
+    following = w.log_following  # the log came from the follower (probes/logfollow.py), not reads
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     if tmux_job:
@@ -342,6 +343,7 @@ async def v_cadence(box: Box, seconds: float, grow: bool = False, tmux_job: bool
                                        "files": c.files, "gpu_health": c.gpu_health},
             "client_cpu_pct": (c1 - c0) / el * 100, "box_cpu_pct": (b1 - b0) / el * 100,
             "rss_mb": rss_mb()[0], "log_growing": grow, "log_wait_s": w.log_wait,
+            "log_followed": following,
             "tmux_job": tmux_job, "job_identified": w._job_identified(),
             "ssh_packets_in_per_s": (k1.get("ssh_packets_in") or 0) / el}
 

@@ -67,6 +67,9 @@ class Transport(abc.ABC):
 
     #: a short name for the UI ("ssh", "local", "replay")
     kind: str = "?"
+    #: steps really run in a shell on the box (ssh, local): long-lived helpers such as the log
+    #: follower can run there. A replay transport answers from traces instead.
+    runs_shell: bool = False
 
     def __init__(self, host: str) -> None:
         self.host = host

@@ -32,6 +32,7 @@ class LocalTransport(Transport):
     """Runs probe steps on this machine."""
 
     kind = "local"
+    runs_shell = True
 
     def __init__(
         self,

@@ -130,6 +130,7 @@ class SshTransport(Transport):
     """Runs probe steps on one box over SSH."""
 
     kind = "ssh"
+    runs_shell = True
 
     def __init__(
         self,

@@ -31,6 +31,11 @@ HISTORY = 300  # samples per GPU: 10 minutes at 2 s, enough for the 5-minute uti
 LOG_LINES = 1000  # display lines kept per host
 LOG_BYTES_PER_TICK = 256 * 1024
 GPU_STREAM_LIFETIME = 3600.0  # a stream is replaced hourly; its remote `timeout` bounds it too
+LOG_FOLLOW_LIFETIME = 3600.0  # the log follower likewise
+# A follower that ended sooner than this counts as a failure: the next one waits longer
+# (doubling from the log cadence up to LOG_FOLLOW_RETRY_MAX), polled reads filling the gap.
+LOG_FOLLOW_HEALTHY = 60.0
+LOG_FOLLOW_RETRY_MAX = 600.0
 # The loops rebuild the view (health + triage: ~0.7 ms of client CPU) at most once per this many
 # seconds: a GPU sample and a round landing together cost one refresh, not two. The first view
 # after a quiet spell is immediate; a later one waits at most this long (well under a frame of
@@ -104,6 +109,13 @@ class HostWatcher:
         #: `cadence.log_slowest` while nothing does (a quiet log is read ~5× less often)
         self.log_wait = spec.cadence.log
         self._log_active = False  # something happened to the log since the last read
+        # The follower (probes/logfollow.py) replaces polled reads while it runs; polled reads
+        # come back whenever it cannot (no python3 on the box, a failed start, a refused record).
+        self.log_following = False
+        self._follow_unavailable = False  # the box has no python3: poll for good
+        self._follow_failures = 0
+        self._follow_retry_at = 0.0  # time.monotonic() before which no follower starts
+        self._log_gen = 0  # bumped when the log changes under a running follower (_reset_log)
         self.assembler = LineAssembler()
         self.analysis = HostAnalysis(spec)
         self.restart_count = RestartCount(spec.name)  # `gpudash restart`'s ledger for this host
@@ -503,6 +515,10 @@ class HostWatcher:
         if isinstance(chunk, ProbeError):
             self.log_error = chunk.message or chunk.reason.value
             return
+        self._apply_log_chunk(chunk, now)
+
+    def _apply_log_chunk(self, chunk, now: float) -> None:
+        """A read that parse_log accepted (polled or followed): move the offset, feed the lines."""
         self.log_at = now
         if chunk.missing:
             self.log_error = f"log missing: {chunk.path}"
@@ -528,6 +544,7 @@ class HostWatcher:
             self.analysis.feed_log(lines, chunk, now)
 
     def _reset_log(self) -> None:
+        self._log_gen += 1  # a running follower's records are for the old file now
         self.log_offset = 0
         self.log_inode = None
         self.log_started = False
@@ -672,6 +689,14 @@ class HostWatcher:
         while True:
             # Cleared before the round: a probe_now that lands while it runs gets a fresh one.
             wake.clear()
+            if group == "log" and self._follow_ready():
+                try:
+                    await self._follow_log(interval)
+                except Exception as exc:  # noqa: BLE001 - a bug must not end the host's watch
+                    self._internal_error(group, exc)
+                # It ended (lifetime, silence, a new log, pause, a refused record): one polled
+                # read now, which also tells a lost link from a failed follower.
+                self._log_active = True
             if not self.paused:
                 try:
                     await self.round(group)
@@ -686,6 +711,68 @@ class HostWatcher:
                     self._log_active = True
             except TimeoutError:
                 pass
+
+    def _follow_ready(self) -> bool:
+        return (self.spec.log_follow and self.transport.runs_shell and not self.paused
+                and not self._follow_unavailable and self.log_path is not None
+                and self.link.ok and self.log_error is None
+                and time.monotonic() >= self._follow_retry_at)
+
+    async def _follow_log(self, interval: float) -> None:
+        """Follow the log with one long-lived sampler on the box (probes/logfollow.py) until it
+        ends. Every record is checked against this watcher's own offset by parse_log, exactly
+        like a polled read; one that does not follow from it ends the follower (the polled read
+        that comes next re-synchronises), so a byte is never lost, torn or shown twice."""
+        from gpudash.probes import logfollow
+        from gpudash.probes.logtail import parse_log
+        from gpudash.sanitize import clean_field, decode
+
+        heartbeat = self.spec.cadence.log_slowest
+        gen, path = self._log_gen, self.log_path
+        step = logfollow.follow_step(path, self.log_offset, self.log_inode, LOG_BYTES_PER_TICK,
+                                     interval=interval, heartbeat=heartbeat)
+        began = time.monotonic()
+        self.log_following = True
+        try:
+            async for line in self.transport.stream(
+                step, sample_timeout=3 * heartbeat + interval, lifetime=LOG_FOLLOW_LIFETIME
+            ):
+                if self._log_gen != gen or self.paused:
+                    break
+                msg = logfollow.parse_follow_line(line)
+                now = self.clock()
+                if msg.kind == "log":
+                    chunk = parse_log(msg.payload, prev_offset=self.log_offset, prev_inode=self.log_inode)
+                    if isinstance(chunk, ProbeError):
+                        break
+                    if chunk.missing:
+                        self._apply_log_chunk(chunk, now)
+                        self._refresh_soon()
+                        break  # polled reads watch for the file to come back
+                    self._apply_log_chunk(chunk, now)
+                    self._refresh_soon()
+                elif msg.kind == "heartbeat":
+                    self.log_at = now
+                elif msg.kind == "error":
+                    self.log_error = "log: " + clean_field(decode(msg.payload), max_len=300)
+                    self._refresh_soon()
+                    break
+                elif msg.kind == "nopython":
+                    self._follow_unavailable = True
+                    break
+                else:
+                    break  # not the follower talking (or a line cut at its bound): poll instead
+        except TransportError:
+            pass  # the polled read that comes next tells a lost link from a failed follower
+        finally:
+            self.log_following = False
+            if time.monotonic() - began >= LOG_FOLLOW_HEALTHY or self._log_gen != gen or self.paused:
+                self._follow_failures = 0
+                self._follow_retry_at = 0.0
+            else:
+                self._follow_failures += 1
+                self._follow_retry_at = time.monotonic() + min(
+                    interval * 2 ** self._follow_failures, LOG_FOLLOW_RETRY_MAX)
 
     def _next_log_wait(self, base: float) -> float:
         """Back off while the log is quiet: the base cadence after a read that brought bytes

@@ -73,6 +73,7 @@ class WatchSpec:
     notes: str = ""
     discover: bool = False  # zero-config: find the run's processes and log ourselves
     gpu_stream: bool = True  # GPU samples from one long-lived `nvidia-smi -lms` (see HostWatcher)
+    log_follow: bool = True  # the log from one long-lived follower on the box (probes/logfollow.py)
     cadence: Cadence = field(default_factory=Cadence)
     thresholds: object | None = None  # gpudash.health Thresholds; None = defaults
     labels: dict = field(default_factory=dict, compare=False, hash=False)

@@ -58,6 +58,7 @@ async def test_quiet_log_backs_off_and_growth_or_probe_now_snaps_back(tmp_path, 
     log.write_text("step 1\n")
     slow = 3600.0  # only the log loop matters here; the other groups run once
     spec = WatchSpec(name="b", transport=transport.kind, log=str(log), gpu_stream=False,
+                     log_follow=False,  # the polled reads back off; the follower has no reads to back off
                      cadence=Cadence(gpu=slow, log=BASE, disk=slow, jobs=slow, files=slow,
                                      log_quiet_max=1.6))
     w = Recording(spec, transport)

@@ -493,7 +493,7 @@ from functools import lru_cache  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from gpudash.probes import discovery, disk, files, gpu, logtail, memory, processes  # noqa: E402
+from gpudash.probes import discovery, disk, files, gpu, logfollow, logtail, memory, processes  # noqa: E402
 from gpudash.probes import ray, slurm, tmux  # noqa: E402
 from gpudash.sources import promql  # noqa: E402
 from gpudash.training import metrics, progress  # noqa: E402
@@ -512,6 +512,19 @@ def _run(script: str, cwd) -> bytes:
                TMUX_TMPDIR=str(cwd))
     r = subprocess.run(["/bin/sh", "-c", script], capture_output=True, timeout=60, env=env, cwd=cwd)
     return r.stdout + r.stderr
+
+
+def _first_line(script: str, cwd) -> bytes:
+    """The first line a long-lived step prints (then it is killed)."""
+    env = dict(os.environ, LC_ALL="C")
+    p = subprocess.Popen(["/bin/sh", "-c", script], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                         env=env, cwd=cwd)
+    try:
+        return p.stdout.readline().rstrip(b"\n")
+    finally:
+        p.kill()
+        p.wait(30)
+        p.stdout.close()
 
 
 @lru_cache(maxsize=1)
@@ -539,6 +552,7 @@ def real_outputs() -> dict[str, bytes]:
         "dir": _run(files.dir_step(d).script, d),
         "sha256": _run(files.sha256_step(d).script, d),
         "log": _run(logtail.log_step(str(log), 0, None).script, d),
+        "log_follow": _first_line(logfollow.follow_step(str(log), 0, None, 4000).script, d),
         "discover": _run(discovery.discover_step().script, d),
         "squeue": (FIXTURES / "slurm" / "squeue.txt").read_bytes(),
         "sacct": (FIXTURES / "slurm" / "sacct-no-dbd.txt").read_bytes(),
@@ -584,6 +598,7 @@ PARSERS = {
     "parse_sha256": ("sha256", lambda o, e, c, n: files.parse_sha256(o, e, c)),
     "parse_log": ("log", lambda o, e, c, n: logtail.parse_log(o, e, c, prev_offset=n,
                                                              prev_inode=n or None)),
+    "parse_follow_line": ("log_follow", lambda o, e, c, n: logfollow.parse_follow_line(o)),
     "parse_discovery": ("discover", lambda o, e, c, n: discovery.parse_discovery(o, e, c)),
     "parse_squeue": ("squeue", lambda o, e, c, n: slurm.parse_squeue(o, e, c)),
     "parse_squeue_line": ("squeue", lambda o, e, c, n: slurm.parse_squeue_line(_text(o))),

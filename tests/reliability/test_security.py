@@ -276,7 +276,7 @@ def _redirect_targets(script: str) -> list[str]:
 def _sample_arg(name: str, annotation) -> object:
     table = {"pids": [1, 2], "paths": ["/tmp/gd/a", "/tmp/gd/*_DONE"], "mounts": ["/", "/data"],
              "pattern": "train", "path": "/tmp/gd/ckpt", "path_or_glob": "/tmp/gd/*.log",
-             "offset": 0, "inode": None, "interval_ms": 500, "job_id": "7", "user": "alice",
+             "offset": 0, "inode": None, "interval_ms": 500, "max_bytes": 4096, "job_id": "7", "user": "alice",
              "session": "train", "pid": 1, "address": "http://127.0.0.1:8265", "lines": 50}
     if name in table:
         return table[name]
