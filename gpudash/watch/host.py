@@ -91,6 +91,7 @@ class HostWatcher:
         self.ray: tuple = ()
         self.jobs_at: float | None = None
         self._procs_ran_at: float | None = None  # time.monotonic() of the last good /proc scan
+        self._apps_ran_at: float | None = None  # … of the last GPU-apps query that answered
         self._gpu_health_at: float | None = None  # time.monotonic() of the last good health query
         self.markers: tuple = ()
         self.checkpoints = None
@@ -159,13 +160,19 @@ class HostWatcher:
         if not steps:
             return
         await self._run_steps(steps)
-        if (group == "jobs" and self.spec.pgrep and all(st.key != "procs" for st in steps)
-                and not self._job_identified()):
-            # The scan was skipped because tmux/Slurm vouched for the job, and now they do not
-            # (the pane died, the job left the queue): re-scan /proc now, not a round later.
-            from gpudash.probes import processes
+        if group == "jobs" and not self._job_identified():
+            # A slow step was skipped because tmux/Slurm vouched for the job, and now they do
+            # not (the pane died, the job left the queue): run it now, not a round later.
+            from gpudash.probes import gpu, processes
 
-            await self._run_steps([processes.processes_step(self.spec.pgrep)])
+            keys = {st.key for st in steps}
+            again = []
+            if "gpu_apps" not in keys:
+                again.append(gpu.gpu_apps_step(srun_jobid=self._srun_jobid(), guard_hung=self.nvsmi_stuck))
+            if self.spec.pgrep and "procs" not in keys:
+                again.append(processes.processes_step(self.spec.pgrep))
+            if again:
+                await self._run_steps(again)
 
     async def _run_steps(self, steps: list[Step]) -> None:
         # probe_timeout bounds both ends: each command on the box (its `timeout` wrapper, whose
@@ -270,8 +277,11 @@ class HostWatcher:
                 steps.append(gpu.gpu_health_step(srun_jobid=self._srun_jobid(), guard_hung=stuck))
             return steps
         if group == "jobs":
-            steps = [gpu.gpu_apps_step(srun_jobid=self._srun_jobid(), guard_hung=stuck), tmux.tmux_step()]
-            if s.pgrep and self._procs_due():
+            steps = []
+            if self._slow_due(self._apps_ran_at):
+                steps.append(gpu.gpu_apps_step(srun_jobid=self._srun_jobid(), guard_hung=stuck))
+            steps.append(tmux.tmux_step())
+            if s.pgrep and self._slow_due(self._procs_ran_at):
                 steps.append(processes.processes_step(s.pgrep))
             if s.discover:
                 from gpudash.probes import discovery
@@ -308,13 +318,15 @@ class HostWatcher:
         return bool(self.spec.slurm_job or self.spec.slurm_user) and any(
             job_category(j.state, "slurm") == RUNNING for j in self.slurm)
 
-    def _procs_due(self) -> bool:
-        """`procs` (pgrep + ps: ~17 ms of box CPU, it reads all of /proc) runs with every jobs
-        round while nothing else identifies the job, else every `cadence.procs` (60 s)."""
-        if self._procs_ran_at is None or not self._job_identified():
+    def _slow_due(self, ran_at: float | None) -> bool:
+        """The jobs round's costly cross-checks — `procs` (pgrep + ps: ~17 ms of box CPU, it
+        reads all of /proc) and `gpu_apps` (a one-shot nvidia-smi: ~22 ms on an H100) — run with
+        every jobs round while nothing else identifies the job, else every `cadence.procs`
+        (60 s): while tmux or Slurm vouch for the run, they only confirm what is known."""
+        if ran_at is None or not self._job_identified():
             return True
         # a little slack: a 60 s cadence on 15 s rounds is every 4th round, not every 5th
-        return time.monotonic() - self._procs_ran_at >= self.spec.cadence.procs - 1.0
+        return time.monotonic() - ran_at >= self.spec.cadence.procs - 1.0
 
     def _gpu_health_due(self) -> bool:
         """The health query (ECC, throttle) every `cadence.gpu_health` (60 s), not every disk
@@ -385,6 +397,8 @@ class HostWatcher:
 
         parsed = parse_gpu_apps(res.stdout, res.stderr, res.exit_code)
         self.apps = None if isinstance(parsed, ProbeError) else parsed
+        if res.exit_code is not None:  # it answered (a box without GPUs answers with an error)
+            self._apps_ran_at = time.monotonic()
 
     def _on_df_bytes(self, step: Step, res: StepResult, now: float) -> None:
         from gpudash.probes.disk import missing_mounts, parse_df_bytes

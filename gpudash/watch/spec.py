@@ -24,8 +24,9 @@ class Cadence:
     # fork+exec: 0.08% of a core instead of 0.4%), new lines still show within 5 s, and every
     # log-based verdict (a hang is minutes of silence) is far slower than that.
     log_quiet_max: float = 5.0
-    # `procs` (pgrep + ps read all of /proc) runs on this slower cadence when tmux or Slurm
-    # already identify the job; otherwise it runs with every jobs round (see HostWatcher).
+    # `procs` (pgrep + ps read all of /proc) and `gpu_apps` (a one-shot nvidia-smi) run on this
+    # slower cadence when tmux or Slurm already identify the job; otherwise with every jobs
+    # round (see HostWatcher._slow_due).
     procs: float = 60.0
     # The GPU health fields (uncorrectable ECC count, throttle reasons) change rarely, and their
     # query is a one-shot nvidia-smi: 27 ms of CPU per run on a real H100 — 0.27% of a core at

@@ -1,5 +1,6 @@
-"""`procs` (a pgrep + ps scan of /proc) runs on its own slow cadence while tmux vouches for the
-job, with every jobs round when nothing does, and at once when tmux stops vouching.
+"""`procs` (a pgrep + ps scan of /proc) and `gpu_apps` (a one-shot nvidia-smi) run on their own
+slow cadence while tmux vouches for the job, with every jobs round when nothing does, and at once
+when tmux stops vouching.
 
 Real watcher rounds over the local transport, a real private tmux server (its own TMUX_TMPDIR,
 the default socket name there, so the watcher's plain `tmux` finds it), a real process matched
@@ -56,9 +57,10 @@ async def test_procs_slow_while_tmux_vouches_at_once_when_it_stops(tmux_env):
         first = await jobs_round(w, t)
         assert any("procs" in b for b in first)
         assert [p.pid for p in w.processes] and w._job_identified()
-        # tmux says the job runs: the next rounds skip the /proc scan.
+        assert any("gpu_apps" in b for b in first)
+        # tmux says the job runs: the next rounds skip the /proc scan and the GPU-apps query.
         for _ in range(2):
-            assert all("procs" not in b for b in await jobs_round(w, t))
+            assert all("procs" not in b and "gpu_apps" not in b for b in await jobs_round(w, t))
         assert w.processes  # the last scan's answer stands
 
         # The job ends (its pane and session with it): the round that sees it re-scans at once.
@@ -69,7 +71,7 @@ async def test_procs_slow_while_tmux_vouches_at_once_when_it_stops(tmux_env):
                 batches = await jobs_round(w, t)
                 if not w._job_identified():
                     break
-        assert batches[-1] == ["procs"]  # the follow-up scan, in the same round
+        assert batches[-1] == ["gpu_apps", "procs"]  # the follow-up checks, in the same round
         assert w.processes == ()
         # Nothing vouches now: every jobs round scans.
         assert any("procs" in b for b in await jobs_round(w, t))
@@ -84,6 +86,7 @@ async def test_without_tmux_or_slurm_every_round_scans(tmp_path):
     w = HostWatcher(spec, t)
     try:
         for _ in range(3):
-            assert any("procs" in b for b in await jobs_round(w, t))
+            batches = await jobs_round(w, t)
+            assert any("procs" in b for b in batches) and any("gpu_apps" in b for b in batches)
     finally:
         await t.close()
