@@ -64,6 +64,14 @@ def clean_text(text: str, *, max_len: int | None = DEFAULT_MAX_LINE) -> str:
     return text
 
 
+def cleaning_deletes(text: str) -> bool:
+    """Whether :func:`clean_text` could delete characters of ``text`` (escape sequences,
+    invisible characters) and so join letters that are apart in the raw text. When it cannot,
+    a substring absent from ``text.lower()`` is absent after cleaning too: a parser may skip
+    cleaning text that holds none of its keywords."""
+    return bool(_ESC_OR_C1.search(text) or _INVISIBLE.search(text))
+
+
 def clean_line(data: bytes | str, *, max_len: int | None = DEFAULT_MAX_LINE) -> str:
     """One remote line (bytes or str) → safe text. A `\\r`-rewritten progress line shows its
     last state, as the terminal would have."""

@@ -22,7 +22,7 @@ import re
 from collections.abc import Iterable
 
 from gpudash.model import MetricPoint
-from gpudash.sanitize import clean_text
+from gpudash.sanitize import clean_text, cleaning_deletes
 from gpudash.training.progress import completion_line, parse_progress  # noqa: F401  (re-exported)
 from gpudash.training.wandb import find_wandb_url  # noqa: F401  (re-exported)
 
@@ -84,6 +84,10 @@ def parse_segment(seg: str, *, line_no: int | None = None, epoch_hint: float | N
     return MetricPoint(step=_step(seg), epoch=epoch, loss=loss, grad_norm=grad, lr=lr, line_no=line_no)
 
 
+def _has_metric_word(low: str) -> bool:
+    return "loss" in low or "lr" in low or "learning" in low or "norm" in low
+
+
 def parse_metrics(lines: Iterable[str], start_line_no: int = 1) -> list[MetricPoint]:
     """Every metrics point in `lines` (oldest first); never raises.
 
@@ -99,13 +103,21 @@ def parse_metrics(lines: Iterable[str], start_line_no: int = 1) -> list[MetricPo
         if not line:
             continue
         low = line.lower()
-        if "loss" not in low and "lr" not in low and "learning" not in low and "norm" not in low:
+        plain = not cleaning_deletes(line)  # then a keyword absent raw is absent cleaned
+        if plain and not _has_metric_word(low):
             m = _EPOCH_HEADER.search(line) if "epoch" in low else None
             if m:
                 epoch_hint = float(m["v"])
             continue
         for seg in line.split("\r"):
             if not seg.strip():
+                continue
+            if plain and "\r" in line and not _has_metric_word(seg.lower()):
+                # a progress-bar state without a metric (tqdm redraws many per line): only an
+                # epoch header can matter here, as on a line without metric words
+                m = _EPOCH_HEADER.search(seg) if "epoch" in seg.lower() else None
+                if m:
+                    epoch_hint = float(m["v"])
                 continue
             seg = clean_text(seg, max_len=None)
             m = _EPOCH_HEADER.search(seg)

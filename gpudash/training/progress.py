@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from gpudash.model import Progress
-from gpudash.sanitize import clean_text
+from gpudash.sanitize import clean_text, cleaning_deletes
 
 # ----------------------------------------------------------------------------- completion
 
@@ -79,6 +79,12 @@ def completion_line(text: str | bytes, markers: Sequence | None = None, *,
     if isinstance(text, (bytes, bytearray)):
         text = text.decode("utf-8", errors="replace")
     marks = completion_markers(extra) if markers is None else tuple(markers) + tuple(extra or ())
+    if all(m in _DEFAULT_SET for m in marks) and not cleaning_deletes(text):
+        # Only the defaults, and cleaning cannot join letters: no anchor in the raw text means
+        # no marker in any cleaned segment (most chunks of most logs end here, unsplit).
+        low = text.lower()
+        if not any(a in low for a in COMPLETION_ANCHORS):
+            return None
     lines = text.split("\n")
     for idx in range(len(lines) - 1, -1, -1):
         line = lines[idx]

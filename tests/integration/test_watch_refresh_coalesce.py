@@ -44,3 +44,31 @@ async def test_bursts_cost_one_refresh_now_and_one_at_the_window_end(tmp_path):
         assert len(views) == n + 1 and w._refresh_handle is None
     finally:
         await t.close()
+
+
+async def test_a_big_fleet_rebuilds_each_view_at_most_once_per_gpu_interval(tmp_path):
+    """Past BIG_FLEET hosts a view burst is held to the GPU interval: a log growing every second
+    costs one health + triage pass per host per GPU sample, not one per line burst."""
+    from gpudash.watch.fleet import Fleet
+    from gpudash.watch.host import BIG_FLEET, REFRESH_WINDOW
+    from gpudash.watch.spec import Cadence
+
+    def fleet_of(n: int) -> Fleet:
+        specs = [WatchSpec(name=f"h{i}", transport="local", cadence=Cadence(gpu=2.0)) for i in range(n)]
+        return Fleet(specs, transports={s.name: LocalTransport() for s in specs})
+
+    small, big = fleet_of(3), fleet_of(BIG_FLEET + 1)
+    assert {w.refresh_window for w in small.watchers.values()} == {REFRESH_WINDOW}
+    assert {w.refresh_window for w in big.watchers.values()} == {2.0}
+    w = big.watchers["h0"]
+    views = []
+    w.subscribe(views.append)
+    loop = asyncio.get_running_loop()
+    w._refresh_soon()
+    w._refresh_soon()
+    assert len(views) == 1 and w._refresh_handle is not None
+    # the held-back refresh is scheduled at the end of the GPU interval, not REFRESH_WINDOW's
+    assert w._refresh_handle.when() - loop.time() > REFRESH_WINDOW
+    w._refresh_handle.cancel()
+    for f in (small, big):
+        await f.close()

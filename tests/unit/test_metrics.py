@@ -184,3 +184,59 @@ def test_newest_first_progress_equals_reading_every_line(parts, with_times):
     lines = [p.format(a, b) if "{}" in p else p for p, a, b in parts]
     times = [1000.0 + i for i in range(len(lines))] if with_times else None
     assert parse_progress(lines, times=times) == _all_observations_progress(lines, times)
+
+
+# The whole-text and per-segment prefilters (skip cleaning text without keywords) must agree
+# with reading every segment cleaned. Escape sequences and invisible characters, which cleaning
+# deletes and which could join a keyword's letters, are in the alphabet on purpose.
+_HIDING_BITS = st.sampled_from([
+    "Training completed", "Training com\x1b[1mpleted", "com\u200bpleted", "early stop", "ping",
+    "FINI", "SHED", "QUEUE DONE", "'train_runtime': 3", "loss", "lo\x1b[0mss", "l\u200boss", ": 0.5",
+    "grad_norm", "lr", "l\x1b[2mr", "=3e-4", "Epoch 2/10", "step 40/64", " 40/64 [00:01<00:02]",
+    "\r", "\n", " ", "\t", "x",
+])
+
+
+def _completion_every_segment(text):
+    from gpudash.sanitize import clean_text
+
+    lines = text.split("\n")
+    for idx in range(len(lines) - 1, -1, -1):
+        for seg in reversed(lines[idx].split("\r")):
+            if seg.strip() and is_completion(clean_text(seg, max_len=None)):
+                return idx + 1, clean_text(seg)
+    return None
+
+
+def _metrics_every_segment(lines):
+    from gpudash.sanitize import clean_text
+    from gpudash.training.metrics import _EPOCH_HEADER, parse_segment
+
+    out, hint = [], None
+    for i, line in enumerate(lines):
+        if not line:
+            continue
+        for seg in line.split("\r"):
+            if not seg.strip():
+                continue
+            seg = clean_text(seg, max_len=None)
+            m = _EPOCH_HEADER.search(seg)
+            p = parse_segment(seg, line_no=1 + i, epoch_hint=hint)
+            if m and p is None:
+                hint = float(m["v"])
+            if p is not None:
+                out.append(p)
+                if p.epoch is not None:
+                    hint = p.epoch
+    return out
+
+
+@settings(deadline=None, max_examples=300)
+@given(st.lists(_HIDING_BITS, max_size=30))
+def test_prefiltered_completion_and_metrics_equal_reading_every_segment(bits):
+    from gpudash.training.metrics import parse_metrics
+
+    text = "".join(bits)
+    assert completion_line(text) == _completion_every_segment(text)
+    lines = text.split("\n")
+    assert parse_metrics(lines) == _metrics_every_segment(lines)
