@@ -30,6 +30,7 @@ class HostAnalysis:
         self._classified = None  # the log's verdict alone
         self._triage_dirty = False
         self._triage_at = 0.0
+        self.triage_gap = TRIAGE_MIN_GAP_S  # the Fleet widens it for big fleets
         self.script_mtime: float | None = None
         self.events: deque[Event] = deque(maxlen=1000)
         self.unacked = 0
@@ -72,7 +73,7 @@ class HostAnalysis:
         return tuple(self.metrics)
 
     def _maybe_triage(self, snap: HostSnapshot, now: float) -> None:
-        if self._triage_dirty and now - self._triage_at >= TRIAGE_MIN_GAP_S:
+        if self._triage_dirty and now - self._triage_at >= self.triage_gap:
             from gpudash.triage.classifier import classify
 
             self._triage_dirty = False

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 
 from gpudash.model import Event
 from gpudash.transport.base import Transport
-from gpudash.watch.host import HostWatcher, refresh_window_for
+from gpudash.watch.host import HostWatcher, fleet_pacing
 from gpudash.watch.spec import WatchSpec
 from gpudash.watch.view import HostView
 
@@ -61,7 +61,7 @@ class Fleet:
         for spec in specs:
             t = transports.get(spec.name) or make_transport(spec)
             w = HostWatcher(spec, t, clock=clock)
-            w.refresh_window = refresh_window_for(len(specs), spec.cadence.gpu)
+            w.refresh_window, w.analysis.triage_gap = fleet_pacing(len(specs), spec.cadence.gpu)
             w.subscribe(self._on_view)
             self.watchers[spec.name] = w
         self._view_listeners: list[Callable[[HostView], None]] = []

@@ -42,15 +42,20 @@ LOG_FOLLOW_RETRY_MAX = 600.0
 # a person's attention, an eighth of the 2 s GPU cadence), and so do its alerts.
 REFRESH_WINDOW = 0.25
 # A big fleet is read as one line per host that a person scans, not as one box's log: past
-# BIG_FLEET hosts a host's view is rebuilt at most once per GPU interval. The health + triage
-# pass is most of the client's CPU per host (0.6 ms of 1.3 ms/s at 2 s), and a log growing
-# every second would otherwise cost a pass per line burst.
+# BIG_FLEET hosts a host's view is rebuilt at most once per GPU interval, and its log
+# re-classified (triage of up to 4,000 lines) at most every 5 GPU intervals. The health +
+# triage pass is most of the client's CPU per host (0.6 ms of 1.3 ms/s at 2 s), and a log
+# growing every second would otherwise cost a pass per line burst and a triage every 3 s.
 BIG_FLEET = 32
 
 
-def refresh_window_for(hosts: int, gpu_interval: float) -> float:
-    """The coalescing window of each host's view refreshes in a fleet of ``hosts``."""
-    return REFRESH_WINDOW if hosts <= BIG_FLEET else max(REFRESH_WINDOW, gpu_interval)
+def fleet_pacing(hosts: int, gpu_interval: float) -> tuple[float, float]:
+    """(view refresh window, minimum gap between triage passes) for a fleet of ``hosts``."""
+    from gpudash.watch.analysis import TRIAGE_MIN_GAP_S
+
+    if hosts <= BIG_FLEET:
+        return REFRESH_WINDOW, TRIAGE_MIN_GAP_S
+    return max(REFRESH_WINDOW, gpu_interval), max(TRIAGE_MIN_GAP_S, 5 * gpu_interval)
 
 
 class HostWatcher:

@@ -47,8 +47,9 @@ async def test_bursts_cost_one_refresh_now_and_one_at_the_window_end(tmp_path):
 
 
 async def test_a_big_fleet_rebuilds_each_view_at_most_once_per_gpu_interval(tmp_path):
-    """Past BIG_FLEET hosts a view burst is held to the GPU interval: a log growing every second
-    costs one health + triage pass per host per GPU sample, not one per line burst."""
+    """Past BIG_FLEET hosts a view burst is held to the GPU interval (a log growing every second
+    costs one health pass per host per GPU sample, not one per line burst), and the log is
+    re-classified at most every 5 GPU intervals."""
     from gpudash.watch.fleet import Fleet
     from gpudash.watch.host import BIG_FLEET, REFRESH_WINDOW
     from gpudash.watch.spec import Cadence
@@ -58,8 +59,12 @@ async def test_a_big_fleet_rebuilds_each_view_at_most_once_per_gpu_interval(tmp_
         return Fleet(specs, transports={s.name: LocalTransport() for s in specs})
 
     small, big = fleet_of(3), fleet_of(BIG_FLEET + 1)
+    from gpudash.watch.analysis import TRIAGE_MIN_GAP_S
+
     assert {w.refresh_window for w in small.watchers.values()} == {REFRESH_WINDOW}
+    assert {w.analysis.triage_gap for w in small.watchers.values()} == {TRIAGE_MIN_GAP_S}
     assert {w.refresh_window for w in big.watchers.values()} == {2.0}
+    assert {w.analysis.triage_gap for w in big.watchers.values()} == {10.0}
     w = big.watchers["h0"]
     views = []
     w.subscribe(views.append)
@@ -72,3 +77,30 @@ async def test_a_big_fleet_rebuilds_each_view_at_most_once_per_gpu_interval(tmp_
     w._refresh_handle.cancel()
     for f in (small, big):
         await f.close()
+
+
+async def test_a_big_fleet_reclassifies_a_growing_log_at_most_every_five_gpu_intervals():
+    from gpudash.model import LogChunk
+    from gpudash.watch.fleet import Fleet
+    from gpudash.watch.host import BIG_FLEET
+    from gpudash.watch.spec import Cadence
+
+    now = [1000.0]
+    specs = [WatchSpec(name=f"h{i}", transport="local", cadence=Cadence(gpu=2.0))
+             for i in range(BIG_FLEET + 1)]
+    fleet = Fleet(specs, transports={s.name: LocalTransport() for s in specs}, clock=lambda: now[0])
+    w = fleet.watchers["h0"]
+    passes = []
+
+    def grow_and_look(t: float) -> None:
+        now[0] = t
+        line = f"step {int(t)} loss 1.0"
+        w.analysis.feed_log([line], LogChunk(path="/x", start=0, end=1, size=1, inode=1, data=b""), t)
+        before = w.analysis._triage_at
+        w.refresh()
+        passes.append(w.analysis._triage_at != before)
+
+    for t in (1000.0, 1002.0, 1004.0, 1008.0, 1010.0, 1012.0):
+        grow_and_look(t)
+    assert passes == [True, False, False, False, True, False]
+    await fleet.close()
