@@ -231,11 +231,13 @@ def section_b(b: dict, targets: list) -> list[str]:
                   f"snapshot {_f(costs.get('snapshot_ms'), 2)}); one GPU CSV line parsed {_f(costs.get('gpu_line_parse_ms'), 3)}; "
                   f"a log tick of 100 lines {_f(costs.get('log_tick_100_lines_ms'), 1)}; framing a batch "
                   f"{_f(costs.get('render_batch_ms'), 3)} + splitting its answer {_f(costs.get('split_batch_ms'), 3)}.",
-                  "", f"Budget per host at a 2 s GPU/log cadence ({_f(bud['refreshes_per_s'], 2)} view refreshes/s, "
-                  f"{_f(bud['rounds_per_s'], 2)} batch round trips/s, 0.5 streamed GPU samples/s), ms of client CPU per "
-                  "second: " + ", ".join(f"{k} {_f(v, 2)}" for k, v in bud["ms_per_host_per_s"].items())
+                  "", f"Budget per host in a big fleet at a 2 s GPU cadence ({_f(bud['refreshes_per_s'], 2)} view "
+                  f"refreshes/s, {_f(bud['rounds_per_s'], 2)} batch round trips/s, "
+                  f"{_f(bud.get('stream_lines_per_s', 0.5), 2)} streamed lines/s: GPU samples and log records), ms of "
+                  "client CPU per second: " + ", ".join(f"{k} {_f(v, 2)}" for k, v in bud["ms_per_host_per_s"].items())
                   + (f" — total {_f(bud['total_ms_per_host_per_s'], 2)} ms/s, i.e. about "
-                     f"{_f(bud['hosts_at_25pct_core'], 0)} hosts in 25% of a core (idle log, no UI)."
+                     f"{_f(bud['hosts_at_25pct_core'], 0)} hosts in 25% of a core before the log's own parsing "
+                     "and triage, without the UI."
                      if len(bud["ms_per_host_per_s"]) > 2 else " (SSH costs come from (a), not run here).")]
     return lines
 
