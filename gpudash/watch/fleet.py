@@ -61,7 +61,9 @@ class Fleet:
         for spec in specs:
             t = transports.get(spec.name) or make_transport(spec)
             w = HostWatcher(spec, t, clock=clock)
-            w.refresh_window, w.analysis.triage_gap = fleet_pacing(len(specs), spec.cadence.gpu)
+            pace = fleet_pacing(len(specs), spec.cadence.gpu)
+            w.refresh_window, w.follow_interval = pace["refresh_window"], pace["follow_interval"]
+            w.analysis.triage_gap = pace["triage_gap"]
             w.subscribe(self._on_view)
             self.watchers[spec.name] = w
         self._view_listeners: list[Callable[[HostView], None]] = []

@@ -42,20 +42,25 @@ LOG_FOLLOW_RETRY_MAX = 600.0
 # a person's attention, an eighth of the 2 s GPU cadence), and so do its alerts.
 REFRESH_WINDOW = 0.25
 # A big fleet is read as one line per host that a person scans, not as one box's log: past
-# BIG_FLEET hosts a host's view is rebuilt at most once per GPU interval, and its log
-# re-classified (triage of up to 4,000 lines) at most every 5 GPU intervals. The health +
-# triage pass is most of the client's CPU per host (0.6 ms of 1.3 ms/s at 2 s), and a log
-# growing every second would otherwise cost a pass per line burst and a triage every 3 s.
+# BIG_FLEET hosts a host's view is rebuilt at most once per GPU interval, its log follower
+# looks once per GPU interval too (a record per second would only wait for the next view), and
+# its log is re-classified (triage of up to 4,000 lines) at most every 5 GPU intervals. Per
+# host, the health + triage pass and each received SSH packet (~0.5 ms) are most of the
+# client's CPU; a log growing every second would otherwise cost a pass per line burst, a
+# packet a second and a triage every 3 s.
 BIG_FLEET = 32
 
 
-def fleet_pacing(hosts: int, gpu_interval: float) -> tuple[float, float]:
-    """(view refresh window, minimum gap between triage passes) for a fleet of ``hosts``."""
+def fleet_pacing(hosts: int, gpu_interval: float) -> dict[str, float]:
+    """How a fleet of ``hosts`` paces each watcher: ``refresh_window`` (views),
+    ``follow_interval`` (the log follower's look; 0 = the log cadence) and ``triage_gap``."""
     from gpudash.watch.analysis import TRIAGE_MIN_GAP_S
 
     if hosts <= BIG_FLEET:
-        return REFRESH_WINDOW, TRIAGE_MIN_GAP_S
-    return max(REFRESH_WINDOW, gpu_interval), max(TRIAGE_MIN_GAP_S, 5 * gpu_interval)
+        return {"refresh_window": REFRESH_WINDOW, "follow_interval": 0.0,
+                "triage_gap": TRIAGE_MIN_GAP_S}
+    return {"refresh_window": max(REFRESH_WINDOW, gpu_interval), "follow_interval": gpu_interval,
+            "triage_gap": max(TRIAGE_MIN_GAP_S, 5 * gpu_interval)}
 
 
 class HostWatcher:
@@ -80,6 +85,7 @@ class HostWatcher:
         self._listeners: list[Callable[[HostView], None]] = []
         self._refreshed_at = float("-inf")  # time.monotonic() of the last refresh
         self.refresh_window = REFRESH_WINDOW  # the Fleet widens it for big fleets
+        self.follow_interval = 0.0  # the log follower's look (0: the log cadence); ditto
         self._refresh_handle: asyncio.TimerHandle | None = None  # a coalesced refresh, pending
         self._view: HostView | None = None
         # --- latest samples
@@ -721,7 +727,7 @@ class HostWatcher:
             wake.clear()
             if group == "log" and self._follow_ready():
                 try:
-                    await self._follow_log(interval)
+                    await self._follow_log(max(interval, self.follow_interval))
                 except Exception as exc:  # noqa: BLE001 - a bug must not end the host's watch
                     self._internal_error(group, exc)
                 # It ended (lifetime, silence, a new log, pause, a refused record): one polled

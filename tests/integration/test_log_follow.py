@@ -254,3 +254,31 @@ async def test_without_python3_on_the_box_the_log_is_polled(tmp_path, token):
     finally:
         await stop(task)
         await transport.close()
+
+
+async def test_the_follower_looks_at_the_fleet_paced_interval(tmp_path):
+    """A big fleet's watcher follows the log once per GPU interval, not per log cadence."""
+
+    class Streams(LocalTransport):
+        def __init__(self) -> None:
+            super().__init__()
+            self.steps = []
+
+        def stream(self, step, **kw):
+            self.steps.append(step)
+            return super().stream(step, **kw)
+
+    log = tmp_path / "train.log"
+    log.write_text("a\n")
+    t = Streams()
+    w = HostWatcher(spec_for(str(log)), t)
+    w.follow_interval = 2.0
+    task = await run_watcher(w)
+    try:
+        await until(lambda: w.log_following)
+        assert [s.params["interval_ms"] for s in t.steps] == [2000]
+        import shlex
+
+        assert shlex.split(t.steps[0].script)[-8] == "2"  # the agent's own sleep
+    finally:
+        await stop(task)

@@ -65,6 +65,8 @@ async def test_a_big_fleet_rebuilds_each_view_at_most_once_per_gpu_interval(tmp_
     assert {w.analysis.triage_gap for w in small.watchers.values()} == {TRIAGE_MIN_GAP_S}
     assert {w.refresh_window for w in big.watchers.values()} == {2.0}
     assert {w.analysis.triage_gap for w in big.watchers.values()} == {10.0}
+    assert {w.follow_interval for w in small.watchers.values()} == {0.0}
+    assert {w.follow_interval for w in big.watchers.values()} == {2.0}
     w = big.watchers["h0"]
     views = []
     w.subscribe(views.append)
