@@ -71,7 +71,7 @@ def pick():
 def rec(b):
     send(b"L " + binascii.b2a_base64(b).rstrip(b"\n") + b"\n")
 
-first, missing, quiet = True, False, time.time()
+first, missing, quiet = True, False, time.monotonic()
 while True:
     sent = False
     f = pick()
@@ -111,7 +111,7 @@ while True:
             rec(head.encode() + f.encode("utf-8", "surrogateescape") + b"\0" + data)
             off, pino, sent = start + len(data), ino, True
     first = False
-    now = time.time()
+    now = time.monotonic()
     if sent:
         quiet = now
     elif now - quiet >= hb:
