@@ -10,8 +10,9 @@ pipeline up to the compositor's update — not a terminal's drawing.
 
 Per press: ``t0`` before ``pilot.press(key)``; the action's handler stamps when it ran; the
 first compositor update (``App._display`` with a renderable) after that stamp ends the
-measurement. Keys: ``j``/``k`` (move the selection: two cards repaint) and ``enter``/``escape``
-(open a host's screen and come back: a screen is composed). Baselines in the same app: the same
+measurement. Keys: ``j``/``k`` (move the selection: two cards repaint), ``enter``/``escape``
+(open the selected host's screen and come back; the same host each time) and ``enter`` on the
+next host each time (``enter_next_host``: every panel of the host screen filled anew). Baselines in the same app: the same
 keys with every host paused (no updates arriving: an idle app), and the idle frame itself
 (``screen.refresh()`` → the next update).
 """
@@ -137,14 +138,25 @@ async def _measure(hosts: int, presses: int, part: str, res: dict) -> None:
         return {"down": stats(out)}
 
     async def opens(pilot) -> dict:
-        enter, back = [], []
+        enter, back, other = [], [], []
         for _ in range(max(3, presses // 4)):
             await to_overview(pilot)
             enter.append(await press(pilot, "enter"))
             await asyncio.sleep(0.3)
             back.append(await press(pilot, "escape"))
             await asyncio.sleep(0.3)
-        return {"enter_open_host": stats(enter), "escape_back": stats(back)}
+        # the same host each time above (the host screen keeps its data); here the next host
+        # each time: every panel is filled anew
+        for _ in range(max(3, presses // 4)):
+            await to_overview(pilot)
+            await asyncio.wait_for(pilot.press("j"), 15)
+            await asyncio.sleep(0.2)
+            other.append(await press(pilot, "enter"))
+            await asyncio.sleep(0.3)
+            await asyncio.wait_for(pilot.press("escape"), 15)
+            await asyncio.sleep(0.3)
+        return {"enter_open_host": stats(enter), "escape_back": stats(back),
+                "enter_next_host": stats(other)}
 
     run = moves if part == "move" else opens
     try:
