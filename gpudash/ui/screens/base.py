@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from textual import events
 from textual.screen import ModalScreen, Screen
 
 if TYPE_CHECKING:
@@ -43,9 +44,33 @@ class DashMixin:
         self.apply_views(set(self.app.views))
         self.apply_alerts()
 
-    def on_screen_resume(self) -> None:
+    def on_screen_suspend(self) -> None:
+        self._styles_when_hidden = _styles_key(self.app)
+
+    def styled_while_hidden(self) -> None:
+        """For a screen built but not shown yet: its widgets were styled with what is current."""
+        self._styles_when_hidden = _styles_key(self.app)
+
+    def on_screen_resume(self, event: events.ScreenResume) -> None:
+        # Textual restyles every widget of a screen that comes back (~25 ms for the host screen,
+        # more for the overview's 50 cards) in case the CSS changed while it was hidden. When
+        # nothing styles depend on changed (theme, CSS, the app's pseudo-classes) that would
+        # change nothing: skip it. (This handler runs before Screen's own.)
+        hidden_with = getattr(self, "_styles_when_hidden", None)
+        self._styles_when_hidden = None
+        if hidden_with is not None and hidden_with == _styles_key(self.app):
+            event.refresh_styles = False
         if self.dash_ready:
             self.full_refresh()
+
+
+def _styles_key(app) -> tuple | None:
+    """What the widgets' styles depend on besides their own classes and focus (which Textual
+    restyles as they change, shown or not); None when it cannot be told."""
+    count = getattr(app, "_css_update_count", None)  # Textual's own CSS generation counter
+    if count is None:
+        return None
+    return (count, app.theme, app.pseudo_classes)
 
 
 class DashScreen(DashMixin, Screen):

@@ -1,4 +1,8 @@
-"""One host, every panel. Tab moves between panels; `/` searches the log; `e` explains the failure."""
+"""One host, every panel. Tab moves between panels; `/` searches the log; `e` explains the failure.
+
+The app builds this screen once and reuses it for every host (`show_host`): composing and
+mounting its ~40 widgets was most of the time between `enter` and the host on screen.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +23,8 @@ class HostScreen(DashScreen):
         Binding("e", "triage", "Triage", id="triage"),
     ]
 
-    def __init__(self, host: str) -> None:
+    def __init__(self, host: str | None) -> None:
+        """`host` None: built ahead of time, shown once `show_host` names one."""
         super().__init__(classes="host-screen")
         self.host = host
 
@@ -35,29 +40,52 @@ class HostScreen(DashScreen):
         return self.query_one(HostDetail)
 
     def on_mount(self) -> None:
-        wide = self._set_wide()
+        if not self.app.is_running:
+            return  # built ahead of time and the app ended meanwhile: its widgets are going
+        self._set_wide()
         self.mark_ready()
         self._load_history()
+        self._start_widget().focus()
+
+    def _start_widget(self):
         # wide: everything is visible, read the log; narrow: start at the top (GPU, disk) and
         # let arrows/j/k scroll the page — tab reaches each panel
-        if wide:
-            self.detail.log_view.run_log.focus()
-        else:
-            self.query_one(HostScroll).focus()
+        return self.detail.log_view.run_log if self.detail.has_class("-wide") \
+            else self.query_one(HostScroll)
+
+    def show_host(self, host: str) -> None:
+        """Show `host` on this (built, not shown) screen as a new screen would show it: every
+        panel starts over and is filled with `host`'s view at once, so the first frame shows
+        `host`'s data and nothing of the host shown before. The same host again keeps its
+        panels' data (and their rendering); only what the user changed is undone."""
+        keep_data = host == self.host and self.detail.view is not None
+        self.host = host
+        if not keep_data:
+            self.query_one(HostHeader).reset()
+        self.detail.reset(host, keep_data)
+        self.query_one(HostScroll).scroll_to(0, 0, animate=False, immediate=True)
+        # focus where a new screen starts; left alone when it is there already (the usual
+        # case): every focus change restyles the panels
+        start = self._start_widget()
+        if self.focused is not start:
+            self.set_focus(start, scroll_visible=False)
+        self.full_refresh()
+        self._load_history()
 
     def _load_history(self) -> None:
         """A Prometheus-fed host has its sparkline history in Prometheus: ask for it once, in a
         worker (the UI never waits on the network). The refreshed view reaches this screen the
         usual way (the fleet notifies its subscribers), so nothing is written here."""
         load = getattr(self.app.fleet, "load_history", None)
-        if load is not None:
+        if load is not None and self.host is not None:
             self.run_worker(load(self.host), name="history", group="history", exclusive=True)
 
     def on_resize(self) -> None:
         self._set_wide()
 
     def _set_wide(self) -> bool:
-        wide = self.size.width >= WIDE_AT
+        # a screen built ahead of time has no size until it is shown: it will have the app's
+        wide = (self.size.width or self.app.size.width) >= WIDE_AT
         self.detail.set_wide(wide)
         # the page itself scrolls (and takes focus) only when the panels do not all fit
         self.query_one(HostScroll).can_focus = not wide

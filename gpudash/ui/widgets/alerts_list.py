@@ -16,6 +16,7 @@ from textual.widgets import DataTable
 
 from gpudash.model import Event, State
 from gpudash.ui.text import MUTED, STATE_STYLE, hhmmss, rtext
+from gpudash.ui.widgets.panel import rewind_table
 
 MAX_ALERTS = 500
 
@@ -31,6 +32,10 @@ class AlertsTable(DataTable):
         Binding("j", "cursor_down", "Down", show=False, id="alerts_down"),
         Binding("k", "cursor_up", "Up", show=False, id="alerts_up"),
     ]
+
+
+def _add_columns(table: DataTable) -> None:
+    table.add_columns("time", "sev", "ack", "host", "message")  # message last: it is the long one
 
 
 class AlertsPanel(Vertical):
@@ -49,8 +54,22 @@ class AlertsPanel(Vertical):
 
     def compose(self) -> ComposeResult:
         table = AlertsTable(cursor_type="row", id="alerts-table")
-        table.add_columns("time", "sev", "ack", "host", "message")  # message last: it is the long one
+        _add_columns(table)
         yield table
+
+    def reset(self, host: str | None, keep_data: bool = False) -> None:
+        """Show `host`'s alerts from now on, as a new panel would (column widths too: DataTable
+        only ever widens a column). `keep_data` (the same host again): only the cursor goes
+        back to the top."""
+        table = self.query_one(AlertsTable)
+        if keep_data:
+            rewind_table(table)
+            return
+        self.host = host
+        self.items = []
+        self._key = None
+        self.border_subtitle = ""
+        _add_columns(table.clear(columns=True))
 
     def selected_host(self) -> str | None:
         table = self.query_one(AlertsTable)

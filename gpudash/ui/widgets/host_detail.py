@@ -47,6 +47,10 @@ class HostHeader(Widget):
         self.view, self.now = view, now
         self.refresh()
 
+    def reset(self) -> None:
+        self.view, self.now = None, 0.0
+        self.refresh()
+
     def render(self) -> Content:
         v = self.view
         width = max(20, self.size.width)
@@ -126,6 +130,22 @@ class HostDetail(Widget):
     def set_wide(self, wide: bool) -> None:
         if not self.compact:
             self.set_class(wide, "-wide")
+
+    def reset(self, host: str, keep_data: bool = False) -> None:
+        """Show `host` from now on, every panel as a new one starts (scrolled to the top, no
+        search, first chart series…). Another host: every panel forgets what it showed, so
+        nothing of it can show for this one. `keep_data` (the same host again): the panels keep
+        its data and their rendering, and only what the user changed is undone."""
+        self.host = host
+        if not keep_data:
+            self.view = None
+        for panel in self.query(".panel"):
+            if isinstance(panel, AlertsPanel):
+                panel.reset(host, keep_data)
+            else:
+                panel.reset(keep_data)
+        for column in self.query(".column"):
+            column.scroll_to(0, 0, animate=False, immediate=True)
 
     def update_view(self, view: HostView, now: float) -> None:
         self.view = view

@@ -16,8 +16,10 @@ from textual.widgets import DataTable, Static
 from gpudash.model import RAY_TERMINAL, SLURM_TERMINAL
 from gpudash.ui import viewinfo as vi
 from gpudash.ui.text import MUTED, fmt_bytes, fmt_duration, plain, rtext, safe
+from gpudash.ui.widgets.panel import rewind_table
 from gpudash.watch.view import HostView
 
+COLUMNS = ("kind", "id", "state", "detail")
 GOOD_END = frozenset({"COMPLETED", "SUCCEEDED"})
 
 
@@ -92,16 +94,32 @@ class JobsPanel(Vertical):
         super().__init__(id=id, classes="panel")
         self.border_title = "Jobs"
         self._rows: list[tuple[str, str, str, str]] | None = None
+        self._summary_key: tuple | None = None
         self._theme_seen: str | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(Content(""), id="jobs-summary")
         table = JobsTable(cursor_type="row", zebra_stripes=True, id="jobs-table")
-        table.add_columns("kind", "id", "state", "detail")
+        table.add_columns(*COLUMNS)
         yield table
 
+    def reset(self, keep_data: bool = False) -> None:
+        """Forget the host shown, as a new panel (column widths too: DataTable only widens).
+        `keep_data` (the same host again): only the cursor goes back to the top."""
+        if keep_data:
+            rewind_table(self.query_one(JobsTable))
+            return
+        self._rows = None
+        self._summary_key = None
+        self.query_one("#jobs-summary", Static).update(Content(""))
+        self.query_one(JobsTable).clear(columns=True).add_columns(*COLUMNS)
+
     def update_view(self, view: HostView, now: float) -> None:
-        self.query_one("#jobs-summary", Static).update(self._summary(view))
+        summary = self._summary(view)
+        key = (summary.plain, tuple(summary.spans))
+        if key != self._summary_key:  # a Static's update is a layout pass: only on a change
+            self._summary_key = key
+            self.query_one("#jobs-summary", Static).update(summary)
         rows = job_rows(view)
         if rows == self._rows and self._theme_seen == self.app.theme:
             return

@@ -28,6 +28,7 @@ class KeyBar(Widget):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self._spans: list[tuple[int, int, str, object]] = []  # (start, end, action, node): clicks
+        self._shown: list | None = None  # the keys last drawn
 
     def on_mount(self) -> None:
         self.screen.bindings_updated_signal.subscribe(self, self._bindings_changed)
@@ -36,7 +37,8 @@ class KeyBar(Widget):
         self.screen.bindings_updated_signal.unsubscribe(self)
 
     def _bindings_changed(self, screen) -> None:
-        if self.is_attached and screen is self.screen:
+        # the signal fires on every push, pop and focus change; most change no key shown
+        if self.is_attached and screen is self.screen and self.keys() != self._shown:
             self.refresh()
 
     def keys(self) -> list[tuple[str, str, str, bool, object]]:
@@ -56,7 +58,8 @@ class KeyBar(Widget):
         parts: list[Content] = []
         spans: list[tuple[int, int, str, object]] = []
         x = 0
-        for key, description, action, enabled, node in self.keys():
+        self._shown = keys = self.keys()
+        for key, description, action, enabled, node in keys:
             part = Content.assemble(
                 (f" {key}", "bold $footer-key-foreground" if enabled else "$text-disabled"),
                 (f" {description} ", "$footer-description-foreground" if enabled

@@ -117,6 +117,7 @@ class LogView(Vertical):
         self.term: str = ""
         self.matches = 0
         self._theme_seen: str | None = None
+        self._subtitle: str | None = None  # the path on the bottom border
 
     def compose(self) -> ComposeResult:
         yield Static(Content(""), id="log-header")
@@ -146,6 +147,38 @@ class LogView(Vertical):
         self._theme_seen = self.app.theme
         log.notify_style_update()
         log.refresh()
+
+    def reset(self, keep_data: bool = False) -> None:
+        """Start over as a new panel (the host screen is reused for the next host): following,
+        no search, and an empty log — or, with `keep_data` (the same host again), the lines
+        already there, at their end."""
+        if keep_data:
+            self.remove_class("-searching")
+            self.query_one(Input).value = ""
+            if self.term or self.run_log.current_match is not None:
+                self.set_term("")
+            if not self.follow:
+                self.action_toggle_follow()
+            log = self.run_log
+            log.scroll_to(x=0, animate=False, immediate=True)
+            log.scroll_end(animate=False, immediate=True, x_axis=False)
+            return
+        self.view = None
+        self.shown = []
+        self.follow = True
+        self.term = ""
+        self.matches = 0
+        # the border keeps the path: the next view sets its own, and the panel is repainted
+        # (border and all, ~5 ms) only if that differs
+        self.remove_class("-searching")
+        self.query_one(Input).value = ""
+        log = self.run_log
+        log.clear()
+        log.auto_scroll = True
+        log.current_match = None
+        log.highlighter.term = None
+        log.scroll_to(0, 0, animate=False, immediate=True)
+        self.query_one("#log-header", Static).update(Content(""), layout=False)
 
     # ------------------------------------------------------------------ data
 
@@ -192,7 +225,8 @@ class LogView(Vertical):
             # the header keeps the file's name; the full path goes to the bottom border
             path = safe(snap.log_path or "", max_len=300)
             parts.append(plain(path.rsplit("/", 1)[-1] or "no log file found", "bold", max_len=80))
-            self.border_subtitle = path
+            if path != self._subtitle:  # setting it repaints the whole panel, border and all
+                self._subtitle = self.border_subtitle = path
         # one line high whatever it says: no layout pass (it re-renders the whole screen)
         self.query_one("#log-header", Static).update(Content.styled(" · ", MUTED).join(parts),
                                                       layout=False)

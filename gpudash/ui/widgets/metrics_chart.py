@@ -66,6 +66,17 @@ class MetricsChart(Panel):
         self._cache_key: tuple | None = None
         self._cache: Content = Content("")
 
+    def reset(self, keep_data: bool = False) -> None:
+        super().reset(keep_data)
+        if keep_data:
+            if self.series_index:
+                self.series_index = 0
+                self.refresh()
+            return
+        self.series_index = 0
+        self._cache_key = None
+        self._cache = Content("")
+
     def available(self) -> list[tuple[str, str]]:
         pts = self.view.snapshot.metrics if self.view is not None else ()
         return [(a, label) for a, label in SERIES if any(getattr(p, a) is not None for p in pts)]
