@@ -305,8 +305,12 @@ def section_e(e: dict, targets: list) -> list[str]:
         return ["### (e) UI", "", "error: " + e["error"][-500:]]
     rows = []
     for phase in ("live", "idle"):
-        for key, label in (("down", "`j`/`k` (move selection)"), ("enter_open_host", "`enter` (open host)"),
+        for key, label in (("down", "`j`/`k` (move selection)"),
+                           ("enter_open_host", "`enter` (open the same host again)"),
+                           ("enter_next_host", "`enter` (open another host)"),
                            ("escape_back", "`escape` (back)")):
+            if key == "enter_next_host" and key not in e.get(phase, {}):
+                continue  # runs before the reused host screen had no such row
             r = e.get(phase, {}).get(key, {})
             rows.append([f"{phase}: {label}", _f(r.get("median_ms")), _f(r.get("p95_ms")), r.get("lost", "–")])
     f = e.get("idle_frame", {})
@@ -316,8 +320,11 @@ def section_e(e: dict, targets: list) -> list[str]:
     lines += ["", f"Live: {_f(e.get('live_views_per_s'), 0)} host views/s arriving, "
               f"{_f(e.get('live_frames_per_s'), 1)} frames/s, the app process at {_f(e.get('live_cpu_pct'), 0)}% of a core."]
     mv = e.get("live", {}).get("down", {}).get("median_ms")
-    op = e.get("live", {}).get("enter_open_host", {}).get("median_ms")
-    targets.append(("(e) key → screen < 100 ms with 50 hosts (move / open)", f"{_f(mv, 0)} / {_f(op, 0)} ms",
+    live = e.get("live", {})
+    # the worse of the two opens: another host (every panel filled anew) when it was measured
+    op = max((live.get(k, {}).get("median_ms") for k in ("enter_open_host", "enter_next_host")
+              if live.get(k, {}).get("median_ms") is not None), default=None)
+    targets.append(("(e) key → screen < 100 ms with 50 hosts (move / open a host)", f"{_f(mv, 0)} / {_f(op, 0)} ms",
                     mv is not None and op is not None and mv < 100 and op < 100))
     return lines
 
