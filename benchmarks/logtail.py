@@ -84,38 +84,63 @@ async def tail(box, phases, log_path: str) -> dict:
     def feed(chunk):
         lines = orig_feed(chunk)
         shown.extend(lines)
-        ticks[-1]["data"] = len(chunk.data)
-        ticks[-1]["skipped"] = chunk.skipped
-        ticks[-1]["reset"] = chunk.reset
         return lines
 
     w.assembler.feed = feed
+    # A tick is one read the watcher accepted: a polled read's answer, or one record of the log
+    # follower (probes/logfollow.py, the default where the box has python3). "moved" is the
+    # read's output (header + path + data), as the polled step prints it and the follower sends
+    # it (base64-encoded on the wire: the SSH column shows that).
+    moved = {"last": 0, "ssh_at": counter.bytes_in}
+    import gpudash.probes.logfollow as logfollow
+
+    orig_line = logfollow.parse_follow_line
+
+    def parse_line(line):
+        msg = orig_line(line)
+        if msg.kind == "log":
+            moved["last"] = len(msg.payload)
+        return msg
+
+    logfollow.parse_follow_line = parse_line
     orig_run = w.transport.run
 
     async def run(steps, *, deadline):
-        k = counter.bytes_in
         res = await orig_run(steps, deadline=deadline)
         if "log" in res:
-            ticks.append({"at": time.monotonic(), "cpu": time.process_time(), "moved": len(res["log"].stdout),
-                          "ssh_in": counter.bytes_in - k, "size": os.path.getsize(log_path),
-                          "data": 0, "skipped": 0, "reset": False})
+            moved["last"] = len(res["log"].stdout)
         return res
 
     w.transport.run = run
+    orig_apply = w._apply_log_chunk
+
+    def apply(chunk, now):
+        if not chunk.missing:
+            k = counter.bytes_in
+            ticks.append({"at": time.monotonic(), "cpu": time.process_time(), "moved": moved["last"],
+                          "ssh_in": k - moved["ssh_at"], "size": os.path.getsize(log_path),
+                          "data": len(chunk.data), "skipped": chunk.skipped, "reset": chunk.reset})
+            moved["ssh_at"] = k
+        orig_apply(chunk, now)
+
+    w._apply_log_chunk = apply
     open(log_path, "wb").close()
     os.chmod(log_path, 0o644)
     await w.round("log")  # connect; the log is empty
     ticks.clear()
+    moved["ssh_at"] = counter.bytes_in
     rss0 = rss_mb()[0]
     proc = subprocess.Popen([sys.executable, "-m", "benchmarks.logtail", "--writer", log_path,
                              "--phases", ",".join(f"{r}:{s}" for r, s in phases)])
     task = asyncio.create_task(w._loop("log", w.spec.cadence.log))
     rss_samples = []
     buffers = []
+    following: list[bool] = []
     while proc.poll() is None:
         await asyncio.sleep(0.5)
         rss_samples.append(rss_mb()[0])
         buffers.append((len(w.log_lines), len(w.assembler._partial)))
+        following.append(w.log_following)
     await asyncio.sleep(3 * w.spec.cadence.log)  # drain: the last appended bytes come in
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
@@ -172,6 +197,7 @@ async def tail(box, phases, log_path: str) -> dict:
                                if len(sel) > 1 and sel[-1][5] > sel[0][5] else None),
         })
     return {
+        "followed": any(following),  # the follower carried the log (else polled reads)
         "phases": out_phases,
         "line_bytes": LINE_LEN,
         "final_size": final_size, "final_offset": w.log_offset,
