@@ -104,6 +104,12 @@ def section_a(a: dict, targets: list) -> list[str]:
                       f"it, so the /proc scan runs every 60 s instead of every jobs round): client "
                       f"{_f(tm.get('client_cpu_pct'), 2)}% of a core, box {_f(tm.get('box_cpu_pct'), 2)}% "
                       "of a core."]
+        pol, gpol = a.get("cadence_polled") or {}, a.get("cadence_growing_polled") or {}
+        if pol and gpol and "error" not in pol and "error" not in gpol:
+            lines += [f"Without the log follower (polled reads, as on a box without `python3`; same run): box "
+                      f"{_f(pol.get('box_cpu_pct'), 2)}% of a core with the log quiet, "
+                      f"{_f(gpol.get('box_cpu_pct'), 2)}% with it growing; client {_f(pol.get('client_cpu_pct'), 2)}% "
+                      f"/ {_f(gpol.get('client_cpu_pct'), 2)}%."]
         grow = a.get("cadence_growing") or {}
         if grow and "error" not in grow:
             how = ("the follower looks every 1 s and sends what grew" if grow.get("log_followed")

@@ -78,6 +78,10 @@ def section_a(quick: bool, sshd) -> dict:
     print(f"  (a) cadence, log growing, {secs}s", flush=True)
     out["cadence_growing"] = run_worker("tick", ["--variant", "cadence_growing", "--box",
                                                  str(box_json), "--seconds", str(secs)])
+    # the same two without the log follower (a box without python3): what the follower is worth
+    for key in ("cadence_polled", "cadence_growing_polled"):
+        print(f"  (a) {key}, {secs}s", flush=True)
+        out[key] = run_worker("tick", ["--variant", key, "--box", str(box_json), "--seconds", str(secs)])
     return out
 
 

@@ -77,7 +77,7 @@ def transport(box: Box):
     return t
 
 
-def watch_spec(box: Box, name: str = "box", *, every_probe: bool = True):
+def watch_spec(box: Box, name: str = "box", *, every_probe: bool = True, follow: bool = True):
     from gpudash.watch.spec import Cadence, WatchSpec
 
     # "Every probe in one tick" includes the /proc scan every tick (procs=0); the default
@@ -85,7 +85,7 @@ def watch_spec(box: Box, name: str = "box", *, every_probe: bool = True):
     # watcher scans every jobs round: the worst case for the box).
     cadence = Cadence(procs=0.0) if every_probe else Cadence()
     return WatchSpec(name=name, target=box.target, transport="ssh", log=box.log, pgrep="train",
-                     tmux_session="train", mounts=("/",), cadence=cadence)
+                     tmux_session="train", mounts=("/",), cadence=cadence, log_follow=follow)
 
 
 def combined_command(steps) -> str:
@@ -93,10 +93,10 @@ def combined_command(steps) -> str:
     return "; ".join(f"/bin/sh -c {shlex.quote(s.script)} </dev/null" for s in steps)
 
 
-async def _watcher(box: Box, *, every_probe: bool = True):
+async def _watcher(box: Box, *, every_probe: bool = True, follow: bool = True):
     from gpudash.watch.host import HostWatcher
 
-    w = HostWatcher(watch_spec(box, every_probe=every_probe), transport(box))
+    w = HostWatcher(watch_spec(box, every_probe=every_probe, follow=follow), transport(box))
     for _ in range(3):  # connect, open the sessions, read the log up to its end
         await _tick(w)
     if not w.link.ok:
@@ -300,7 +300,8 @@ async def v_steps(box: Box, n: int) -> dict:
     return {"n": n, "per_step": out}
 
 
-async def v_cadence(box: Box, seconds: float, grow: bool = False, tmux_job: bool = False) -> dict:
+async def v_cadence(box: Box, seconds: float, grow: bool = False, tmux_job: bool = False,
+                    follow: bool = True) -> dict:
     """The watcher's own loops at the default cadences. ``grow``: a writer (a separate process,
     its CPU in neither count) appends a line to the log every 0.5 s, so the log is read at its
     base cadence; without it the log is quiet and its reads back off. ``tmux_job``: the run lives
@@ -316,7 +317,7 @@ async def v_cadence(box: Box, seconds: float, grow: bool = False, tmux_job: bool
         code = ("import sys, time\nf = open(sys.argv[1], 'a')\ni = 0\nwhile True:\n"
                 "    i += 1; f.write(f'{{\"loss\": 1.0, \"step\": {i}}}\\n'); f.flush(); time.sleep(0.5)\n")
         writer = subprocess.Popen([sys.executable, "-c", code, box.log])
-    w = await _watcher(box, every_probe=False)
+    w = await _watcher(box, every_probe=False, follow=follow)
     if tmux_job:
         await w.transport.run([Step("tmux_job", "tmux new-session -d -s train 'sleep 3600'",
                                     timeout=5)], deadline=10)
@@ -407,6 +408,10 @@ def _main(a) -> int:
         res = asyncio.run(v_cadence(box, a.seconds))
     elif v == "cadence_growing":
         res = asyncio.run(v_cadence(box, a.seconds, grow=True))
+    elif v == "cadence_polled":  # the log polled (no follower), as on a box without python3
+        res = asyncio.run(v_cadence(box, a.seconds, follow=False))
+    elif v == "cadence_growing_polled":
+        res = asyncio.run(v_cadence(box, a.seconds, grow=True, follow=False))
     elif v == "cadence_tmux":
         res = asyncio.run(v_cadence(box, a.seconds, tmux_job=True))
     else:
