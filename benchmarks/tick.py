@@ -318,6 +318,14 @@ async def v_cadence(box: Box, seconds: float, grow: bool = False, tmux_job: bool
                 "    i += 1; f.write(f'{{\"loss\": 1.0, \"step\": {i}}}\\n'); f.flush(); time.sleep(0.5)\n")
         writer = subprocess.Popen([sys.executable, "-c", code, box.log])
     w = await _watcher(box, every_probe=False, follow=follow)
+    starts: list[float] = []
+    follow_log = w._follow_log
+
+    async def counted(interval):  # how often a follower (a python3 start on the box) began
+        starts.append(time.perf_counter())
+        return await follow_log(interval)
+
+    w._follow_log = counted
     if tmux_job:
         await w.transport.run([Step("tmux_job", "tmux new-session -d -s train 'sleep 3600'",
                                     timeout=5)], deadline=10)
@@ -352,6 +360,7 @@ async def v_cadence(box: Box, seconds: float, grow: bool = False, tmux_job: bool
             "client_cpu_pct": (c1 - c0) / el * 100, "box_cpu_pct": (b1 - b0) / el * 100,
             "rss_mb": rss_mb()[0], "log_growing": grow, "log_wait_s": w.log_wait,
             "log_followed": following,
+            "follower_starts_in_window": sum(1 for x in starts if t0 <= x <= t1),
             "tmux_job": tmux_job, "job_identified": w._job_identified(),
             "ssh_packets_in_per_s": (k1.get("ssh_packets_in") or 0) / el}
 
