@@ -103,6 +103,7 @@ class HostConfig:
     key_file: Path | None = None
     insecure_known_hosts: bool = False
     log: str | None = None
+    log_follow: bool = True  # follow the log with one python3 on the box (else polled reads)
     tmux_session: str | None = None
     pgrep: str | None = None
     slurm_user: str | None = None

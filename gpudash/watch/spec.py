@@ -118,6 +118,7 @@ def spec_from_host_config(hc) -> WatchSpec:
         key_file=str(hc.key_file) if hc.key_file else None,
         insecure_known_hosts=bool(hc.insecure_known_hosts),
         connect_timeout=t.connect_timeout,
+        log_follow=bool(getattr(hc, "log_follow", True)),
     )
 
 

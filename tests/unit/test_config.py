@@ -242,3 +242,14 @@ def test_configs_are_frozen_and_hashable():
         host.labels["x"] = "y"
     assert {h: h.name for h in config.hosts}[host] == "a100-box"
     assert hash(config) == hash(parse_config(docs_example()))
+
+
+def test_log_follow_reaches_the_watcher_and_is_on_by_default():
+    from gpudash.watch.spec import spec_from_host_config
+
+    config = parse_config('[[host]]\nname = "a"\n\n[[host]]\nname = "b"\nlog_follow = false\n')
+    assert spec_from_host_config(config.host("a")).log_follow is True
+    assert spec_from_host_config(config.host("b")).log_follow is False
+    with pytest.raises(ConfigError) as err:
+        parse_config('[[host]]\nname = "c"\nlog_follow = "no"\n', file="x.toml")
+    assert "x.toml:3: host[c].log_follow: must be a boolean" in str(err.value)
