@@ -55,6 +55,34 @@ def literal_word(path: str) -> str:
     return shlex.quote(path)
 
 
+def glob_parts(pattern: str) -> list[tuple[bool, str]]:
+    """``pattern`` as (is_operator, text) runs: the glob operators a box may expand (``*``,
+    ``?``, a plainly harmless ``[...]``) and the literal text between them. The one reading of a
+    pattern, for the shell (:func:`glob_word`) and for the log follower's Python glob."""
+    parts: list[tuple[bool, str]] = []
+    literal: list[str] = []
+
+    def flush() -> None:
+        if literal:
+            parts.append((False, "".join(literal)))
+            literal.clear()
+
+    i = 0
+    while i < len(pattern):
+        c = pattern[i]
+        m = _BRACKET.match(pattern, i) if c == "[" else None
+        if c in "*?" or m:
+            flush()
+            op = m.group(0) if m else c
+            parts.append((True, op))
+            i += len(op)
+            continue
+        literal.append(c)
+        i += 1
+    flush()
+    return parts
+
+
 def glob_word(pattern: str) -> str:
     """One shell word for ``pattern``: literal parts single-quoted, glob operators bare.
 
@@ -67,33 +95,7 @@ def glob_word(pattern: str) -> str:
         prefix, pattern = '"$HOME"', pattern[1:]
     if not pattern:
         return prefix or "''"
-    parts: list[str] = []
-    literal: list[str] = []
-
-    def flush() -> None:
-        if literal:
-            parts.append(shlex.quote("".join(literal)))
-            literal.clear()
-
-    i = 0
-    while i < len(pattern):
-        c = pattern[i]
-        if c in "*?":
-            flush()
-            parts.append(c)
-            i += 1
-            continue
-        if c == "[":
-            m = _BRACKET.match(pattern, i)
-            if m:
-                flush()
-                parts.append(m.group(0))
-                i = m.end()
-                continue
-        literal.append(c)
-        i += 1
-    flush()
-    return prefix + "".join(parts)
+    return prefix + "".join(text if op else shlex.quote(text) for op, text in glob_parts(pattern))
 
 
 # Shared sh helpers. `_st FILE` sets size, ino, mt (GNU/BusyBox `stat -c`; else `wc -c`, `ls -di`,

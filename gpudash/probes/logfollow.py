@@ -32,7 +32,7 @@ import binascii
 import shlex
 from dataclasses import dataclass
 
-from gpudash.probes.files import _BRACKET
+from gpudash.probes.files import glob_parts
 from gpudash.transport.base import Step
 
 __all__ = ["follow_step", "parse_follow_line", "FollowLine", "py_glob"]
@@ -126,32 +126,16 @@ HEADER_SLACK = 8192  # header + path on top of the data bound, as the polled ste
 def py_glob(pattern: str) -> tuple[str, bool]:
     """The pattern for Python's glob on the box, and whether it globs at all.
 
-    The same operators as :func:`gpudash.probes.files.glob_word` gives the shell: ``*``, ``?``
-    and a plainly harmless ``[...]``; every other character is literal (escaped for glob), so a
-    path the poller reads literally is read literally here too. ``~/`` is expanded by the agent.
+    The same operators as :func:`gpudash.probes.files.glob_word` gives the shell; every other
+    character is literal (escaped for glob), so a path the poller reads literally is read
+    literally here too. ``~/`` is expanded by the agent.
     """
     import glob as _glob
 
-    parts: list[str] = []
-    magic = False
-    i = 0
-    while i < len(pattern):
-        c = pattern[i]
-        if c in "*?":
-            parts.append(c)
-            magic = True
-            i += 1
-            continue
-        if c == "[":
-            m = _BRACKET.match(pattern, i)
-            if m:
-                parts.append(m.group(0))
-                magic = True
-                i = m.end()
-                continue
-        parts.append(_glob.escape(c))
-        i += 1
-    return ("".join(parts) if magic else pattern), magic
+    parts = glob_parts(pattern)
+    if not any(op for op, _ in parts):
+        return pattern, False
+    return "".join(text if op else _glob.escape(text) for op, text in parts), True
 
 
 def follow_step(

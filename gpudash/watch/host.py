@@ -63,6 +63,12 @@ def fleet_pacing(hosts: int, gpu_interval: float) -> dict[str, float]:
             "triage_gap": max(TRIAGE_MIN_GAP_S, 5 * gpu_interval)}
 
 
+def _elapsed(ran_at: float | None, every: float) -> bool:
+    """A slow step is due: it never ran, or ran ``every`` seconds ago (time.monotonic()). A
+    little slack: a 60 s cadence on 15 s rounds is every 4th round, not every 5th."""
+    return ran_at is None or time.monotonic() - ran_at >= every - 1.0
+
+
 class HostWatcher:
     def __init__(
         self,
@@ -345,17 +351,12 @@ class HostWatcher:
         reads all of /proc) and `gpu_apps` (a one-shot nvidia-smi: ~22 ms on an H100) — run with
         every jobs round while nothing else identifies the job, else every `cadence.procs`
         (60 s): while tmux or Slurm vouch for the run, they only confirm what is known."""
-        if ran_at is None or not self._job_identified():
-            return True
-        # a little slack: a 60 s cadence on 15 s rounds is every 4th round, not every 5th
-        return time.monotonic() - ran_at >= self.spec.cadence.procs - 1.0
+        return not self._job_identified() or _elapsed(ran_at, self.spec.cadence.procs)
 
     def _gpu_health_due(self) -> bool:
         """The health query (ECC, throttle) every `cadence.gpu_health` (60 s), not every disk
         round; at once while it has never answered."""
-        if self._gpu_health_at is None:
-            return True
-        return time.monotonic() - self._gpu_health_at >= self.spec.cadence.gpu_health - 1.0
+        return _elapsed(self._gpu_health_at, self.spec.cadence.gpu_health)
 
     def _srun_jobid(self) -> str | None:
         # On Slurm the GPUs are on the compute node: reach them through the job (never the
@@ -781,12 +782,10 @@ class HostWatcher:
                     chunk = parse_log(msg.payload, prev_offset=self.log_offset, prev_inode=self.log_inode)
                     if isinstance(chunk, ProbeError):
                         break
-                    if chunk.missing:
-                        self._apply_log_chunk(chunk, now)
-                        self._refresh_soon()
-                        break  # polled reads watch for the file to come back
                     self._apply_log_chunk(chunk, now)
                     self._refresh_soon()
+                    if chunk.missing:
+                        break  # polled reads watch for the file to come back
                 elif msg.kind == "heartbeat":
                     self.log_at = now
                 elif msg.kind == "error":
