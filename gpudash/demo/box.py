@@ -119,6 +119,10 @@ class SimBox:
         etimes = int(3600 + t)
         return f"{sc.pid:>7} {etimes:>8} {97.5:>5} {18_432_112:>9} {42:>4} {lstart} {sc.command}\n"
 
+    def _alive(self, step: Step, t: float) -> str:
+        """Which of the asked pids live (gpudash.probes.processes.proc_alive_step)."""
+        return f"{self.sc.pid}\n" if self.sc.alive(t) and self.sc.pid in step.params.get("pids", ()) else ""
+
     def _files(self, step: Step, t: float) -> bytes:
         """Marker records (gpudash.probes.files): KIND\\tINDEX\\tSIZE\\tMTIME\\tPATH\\0."""
         out = b""

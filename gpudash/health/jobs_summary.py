@@ -73,16 +73,24 @@ def tmux_category(t: TmuxSession) -> str | None:
 
 def main_process(snap: HostSnapshot) -> ProcessInfo | None:
     """The run's process among the matches: the oldest (DataLoader workers start later)."""
-    if not snap.processes:
+    return oldest(snap.processes, snap.taken_at)
+
+
+def oldest(processes, taken_at: float | None = None) -> ProcessInfo | None:
+    if not processes:
         return None
-    return min(snap.processes, key=lambda p: (process_start(p, snap) or float("inf"), p.pid))
+    return min(processes, key=lambda p: (_started(p, taken_at) or float("inf"), p.pid))
 
 
 def process_start(p: ProcessInfo, snap: HostSnapshot) -> float | None:
+    return _started(p, snap.taken_at)
+
+
+def _started(p: ProcessInfo, taken_at: float | None) -> float | None:
     if p.start_epoch is not None:
         return p.start_epoch
-    if p.elapsed_s is not None and snap.taken_at:
-        return snap.taken_at - p.elapsed_s
+    if p.elapsed_s is not None and taken_at:
+        return taken_at - p.elapsed_s
     return None
 
 

@@ -113,7 +113,7 @@ def discover_step(user: str | None = None, *, tmux_socket: str | None = None, ti
         # --- training-like command lines
         + "gd_cmd=\n"
         + f"for gd_x in $(pgrep -f -- {shlex.quote(TRAINING_PATTERN)}); do\n"
-        + '  gd_mine "$gd_x" || gd_cmd="$gd_cmd $gd_x"\n'
+        + '  gd_skip "$gd_x" || gd_cmd="$gd_cmd $gd_x"\n'
         + "done\n"
         + f"{b('cmdline')}\n"
         + 'echo "$gd_cmd"\n'

@@ -33,13 +33,15 @@ import shlex
 from dataclasses import dataclass
 
 from gpudash.probes.files import glob_parts
-from gpudash.transport.base import Step
+from gpudash.transport.base import PROBE_MARKER, Step
 
 __all__ = ["follow_step", "parse_follow_line", "FollowLine", "py_glob"]
 
 # Python 3.6+ (old distro pythons), no site import (-S: ~10 ms less start-up), isolated from the
 # user's PYTHON* variables (-I). Every input arrives as an argv word.
-_AGENT = r"""
+# The marker leads the agent's own command line (python3 … -c AGENT): a process scan whose
+# pattern names the log (`pgrep -f train` with `train.log`) must not take the follower for the run.
+_AGENT = "# " + PROBE_MARKER + r"""
 import os, sys, glob, time, stat, binascii
 iv, hb, mx = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
 off = int(sys.argv[4]); pino = int(sys.argv[5]) if sys.argv[5] else None

@@ -3,12 +3,13 @@
 Two hazards shape the script:
 
 - ``pgrep -f`` matches full command lines, and the probe's own shell has the pattern in *its*
-  command line (``sh -c '… pgrep -f -- train …'``), as do the ``timeout`` wrapping it and any
-  subshell it forks. pgrep only excludes itself. So the script drops every pid that is its own
-  shell, an ancestor of it, or a descendant of it, walking parent pids read from
-  ``/proc/PID/stat`` (builtin ``read``: no fork per pid). Scripts of *other* gpudash probes (a
-  second instance on the same box) carry the ``gpudash-probe`` marker and are dropped by the
-  parser.
+  command line (``sh -c '… pgrep -f -- train …'``), as do the ``timeout`` wrapping it, any
+  subshell it forks, and other gpudash probes that name the run (a log read of ``train.log``,
+  the log follower). pgrep only excludes itself. Every gpudash process carries the
+  ``gpudash-probe`` marker first in its script (``transport.base.marked``), so on Linux the
+  script drops a match whose ``/proc/PID/cmdline`` holds it — read with the builtin ``read``, no
+  fork. Without /proc (macOS) it drops its own shell, ancestors and descendants, walking parent
+  pids with ``ps``; the parser drops marked rows in any case.
 - ``lstart`` is printed in the box's local time zone, which we do not know: the script runs ps
   with ``TZ=UTC0`` so the start time converts to epoch seconds exactly and stays stable between
   rounds (the watcher tells a restart from a pid reuse by it).
@@ -27,23 +28,35 @@ from collections.abc import Iterable
 
 from gpudash.model import ProbeError, ProcessInfo, Reason
 from gpudash.sanitize import clean_field, decode
-from gpudash.transport.base import Step
+from gpudash.transport.base import PROBE_MARKER, Step
 
-#: In every probe script, so that scans (ours and other gpudash instances') can drop probes.
-PROBE_MARKER = "gpudash-probe"
 
 _MARK = "@@gd:"
 
 # POSIX-sh helpers shared by every script that must not see its own process tree.
+# gd_skip PID   -> true when PID is a gpudash probe (this one, its wrappers, another instance's).
+#                  Linux: its command line holds the marker. `read` drops the NULs between the
+#                  arguments and stops at the first newline, which in a probe follows the marker;
+#                  an unreadable one (gone, hidepid) is kept: ps decides. Without /proc: gd_mine.
 # gd_ppid PID   -> sets gd_pp to the parent pid (comm may hold spaces and ')': cut at the last ') ').
 # gd_probe PID  -> true when PID's command line carries the probe marker.
-# gd_anc        -> this shell and its ancestors up to the session's sh: those whose command line
-#                  holds the script (the `timeout … sh -c SCRIPT` wrapper). The walk stops at the
-#                  first ancestor without the marker, so a run that happens to be an ancestor (a
-#                  container whose PID 1 is `python train.py` and started sshd) is still found.
-# gd_mine PID   -> true when PID is in gd_anc or is a descendant of this shell (a descendant that
-#                  already exited, e.g. the `$(pgrep …)` subshell, counts as ours).
-OWN_TREE_SH = r"""gd_ppid() {
+# gd_mine PID   -> true when PID is this shell, an ancestor of it up to the session's sh (those
+#                  whose command line holds the script: the `timeout … sh -c SCRIPT` wrapper), or
+#                  a descendant of it (one that already exited, e.g. the `$(pgrep …)` subshell,
+#                  counts as ours). The ancestor walk stops at the first ancestor without the
+#                  marker, so a run that happens to be an ancestor (a container whose PID 1 is
+#                  `python train.py` and started sshd) is still found.
+OWN_TREE_SH = r"""gd_skip() {
+  if [ -d /proc/self ]; then
+    [ -r "/proc/$1/cmdline" ] || return 1
+    gd_c=
+    { read -r gd_c < "/proc/$1/cmdline"; } 2>/dev/null
+    case "$gd_c" in *@MARKER@*) return 0 ;; esac
+    return 1
+  fi
+  gd_mine "$1"
+}
+gd_ppid() {
   gd_pp=
   if [ -r /proc/$$/stat ]; then
     { read -r gd_s < "/proc/$1/stat"; } 2>/dev/null || return 1
@@ -61,13 +74,16 @@ gd_probe() {
   esac
   return 1
 }
-gd_anc=" $$ "
-gd_p=$$
-while gd_ppid "$gd_p" && [ "$gd_pp" -gt 1 ] 2>/dev/null && gd_probe "$gd_pp"; do
-  gd_anc="$gd_anc$gd_pp "
-  gd_p=$gd_pp
-done
+gd_anc=
 gd_mine() {
+  if [ -z "$gd_anc" ]; then
+    gd_anc=" $$ "
+    gd_p=$$
+    while gd_ppid "$gd_p" && [ "$gd_pp" -gt 1 ] 2>/dev/null && gd_probe "$gd_pp"; do
+      gd_anc="$gd_anc$gd_pp "
+      gd_p=$gd_pp
+    done
+  fi
   case "$gd_anc" in *" $1 "*) return 0 ;; esac
   gd_q=$1
   gd_n=0
@@ -180,7 +196,7 @@ def processes_step(pattern: str, *, timeout: float = 8.0) -> Step:
         # pgrep: 1 = no match (fine), 2 = bad pattern, 3 = fatal, 127 = not installed.
         '[ "$gd_rc" -gt 1 ] && exit "$gd_rc"\n'
         "gd_keep=\n"
-        'for gd_x in $gd_pids; do gd_mine "$gd_x" || gd_keep="$gd_keep${gd_keep:+,}$gd_x"; done\n'
+        'for gd_x in $gd_pids; do gd_skip "$gd_x" || gd_keep="$gd_keep${gd_keep:+,}$gd_x"; done\n'
         '[ -n "$gd_keep" ] || exit 0\n'
         + block(nonce, "ps")
         + "\n"

@@ -19,6 +19,17 @@ from gpudash.sanitize import clean_field
 
 DEFAULT_STEP_BYTES = 1 << 20  # 1 MiB per step unless the step says otherwise
 
+#: In the command line of every process gpudash starts on a box (framing puts it first in each
+#: step's script), so a process scan — ours or another gpudash instance's — can tell a probe from
+#: the run it looks for, even when the probe's script names the run's log or command.
+PROBE_MARKER = "gpudash-probe"
+
+
+def marked(script: str) -> str:
+    """``script`` led by the marker line (a no-op ``:`` command), once."""
+    head = f": {PROBE_MARKER}\n"
+    return script if script.startswith(head) else head + script
+
 
 @dataclass(frozen=True)
 class Step:

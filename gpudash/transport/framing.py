@@ -16,7 +16,7 @@ import secrets
 import shlex
 from collections.abc import Sequence
 
-from gpudash.transport.base import Step, StepResult
+from gpudash.transport.base import Step, StepResult, marked
 
 _PREFIX = b"@@GD:"
 
@@ -84,7 +84,7 @@ def render_batch(steps: Sequence[Step], nonce: str, batch_id: int) -> bytes:
             # direct child lives: a grandchild that ignores SIGTERM (a stuck nvidia-smi wrapper)
             # would outlive it. So the group is SIGKILLed after every step: nothing of a probe
             # outlives the probe.
-            f"timeout -k 1 {t} /bin/sh -c {shlex.quote(step.script)} </dev/null & gd_p=$!; "
+            f"timeout -k 1 {t} /bin/sh -c {shlex.quote(marked(step.script))} </dev/null & gd_p=$!; "
             f"wait $gd_p; gd_rc=$?; kill -9 -$gd_p 2>/dev/null; " + after
         )
     return "".join(out).encode()
@@ -97,7 +97,7 @@ def render_stream(step: Step, nonce: str, lifetime: float) -> bytes:
     ``timeout`` the command runs unbounded remotely (the client's lifetime guard still holds).
     """
     t = max(1, int(lifetime))
-    cmd = f"/bin/sh -c {shlex.quote(step.script)} </dev/null"
+    cmd = f"/bin/sh -c {shlex.quote(marked(step.script))} </dev/null"
     return (
         f"printf '\\n@@GD:{nonce}:B:0\\n'\n"
         f"command -v timeout >/dev/null 2>&1 && exec timeout -k 2 {t} {cmd}\n"

@@ -119,6 +119,9 @@ class HostWatcher:
         self.ray: tuple = ()
         self.jobs_at: float | None = None
         self._procs_ran_at: float | None = None  # time.monotonic() of the last good /proc scan
+        # The last /proc scan found the run, and every jobs round since saw its main pid alive
+        # (a `read` of /proc/PID/stat, no scan): it vouches for the job as tmux or Slurm do.
+        self._run_alive = False
         self._apps_ran_at: float | None = None  # … of the last GPU-apps query that answered
         self._gpu_health_at: float | None = None  # time.monotonic() of the last good health query
         self.markers: tuple = ()
@@ -187,13 +190,18 @@ class HostWatcher:
         steps = self.steps_for(group)
         if not steps:
             return
+        keys = {st.key for st in steps}
+        if group == "jobs" and not keys & {"procs", "alive"}:
+            # The run's pid vouches only in a round that looked at it: if tmux or Slurm stop
+            # vouching in this one, the scan below runs rather than trusting an old answer.
+            self._run_alive = False
         await self._run_steps(steps)
         if group == "jobs" and not self._job_identified():
-            # A slow step was skipped because tmux/Slurm vouched for the job, and now they do
-            # not (the pane died, the job left the queue): run it now, not a round later.
+            # A slow step was skipped because tmux, Slurm or the run's pid vouched for the job,
+            # and now none does (the pane died, the job left the queue, the process ended): run
+            # it now, not a round later.
             from gpudash.probes import gpu, processes
 
-            keys = {st.key for st in steps}
             again = []
             if "gpu_apps" not in keys:
                 again.append(gpu.gpu_apps_step(srun_jobid=self._srun_jobid(), guard_hung=self.nvsmi_stuck))
@@ -311,6 +319,8 @@ class HostWatcher:
             steps.append(tmux.tmux_step())
             if s.pgrep and self._slow_due(self._procs_ran_at):
                 steps.append(processes.processes_step(s.pgrep))
+            elif s.pgrep and self.processes and not self._vouched_by_scheduler():
+                steps.append(processes.proc_alive_step(p.pid for p in self.processes))
             if s.discover:
                 from gpudash.probes import discovery
 
@@ -337,7 +347,12 @@ class HostWatcher:
         return []
 
     def _job_identified(self) -> bool:
-        """tmux or Slurm says the job is running: the /proc scan is then only a cross-check."""
+        """tmux or Slurm says the job is running, or the run the last /proc scan found still
+        lives: the scan is then only a cross-check."""
+        return self._vouched_by_scheduler() or (bool(self.spec.pgrep) and self._run_alive)
+
+    def _vouched_by_scheduler(self) -> bool:
+        """tmux shows the job running in its session, or Slurm lists it running."""
         from gpudash.health.jobs_summary import RUNNING, job_category, tmux_category
 
         if self.spec.tmux_session and any(
@@ -347,10 +362,11 @@ class HostWatcher:
             job_category(j.state, "slurm") == RUNNING for j in self.slurm)
 
     def _slow_due(self, ran_at: float | None) -> bool:
-        """The jobs round's costly cross-checks — `procs` (pgrep + ps: ~17 ms of box CPU, it
+        """The jobs round's costly cross-checks — `procs` (pgrep + ps: ~13 ms of box CPU, it
         reads all of /proc) and `gpu_apps` (a one-shot nvidia-smi: ~22 ms on an H100) — run with
-        every jobs round while nothing else identifies the job, else every `cadence.procs`
-        (60 s): while tmux or Slurm vouch for the run, they only confirm what is known."""
+        every jobs round while nothing identifies the job, else every `cadence.procs` (60 s):
+        while tmux, Slurm or the run's own live pid vouch for it, they only confirm what is
+        known. A round that finds the job no longer vouched for runs them at once (round())."""
         return not self._job_identified() or _elapsed(ran_at, self.spec.cadence.procs)
 
     def _gpu_health_due(self) -> bool:
@@ -457,7 +473,23 @@ class HostWatcher:
         if not isinstance(parsed, ProbeError):
             self._procs_ran_at = time.monotonic()
             self.processes = parsed
+            self._run_alive = bool(parsed)
             self.jobs_at = now
+
+    def _on_alive(self, step: Step, res: StepResult, now: float) -> None:
+        """Between scans: the run's main process (the oldest match) still lives, so the job is
+        vouched for; workers that ended leave the list now, new ones come with the next scan.
+        When the main process is gone (or the check failed) the scan runs this same round."""
+        from gpudash.health.jobs_summary import oldest
+        from gpudash.probes.processes import parse_alive
+
+        live = parse_alive(res.stdout, res.stderr, res.exit_code)
+        main = oldest(self.processes, self.clock())
+        if isinstance(live, ProbeError) or main is None or main.pid not in live:
+            self._run_alive = False
+            return
+        self.processes = tuple(p for p in self.processes if p.pid in live)
+        self.jobs_at = now
 
     def _on_tmux(self, step: Step, res: StepResult, now: float) -> None:
         from gpudash.probes.tmux import parse_tmux

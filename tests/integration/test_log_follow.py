@@ -282,3 +282,29 @@ async def test_the_follower_looks_at_the_fleet_paced_interval(tmp_path):
         assert shlex.split(t.steps[0].script)[-8] == "2"  # the agent's own sleep
     finally:
         await stop(task)
+
+
+async def test_a_scan_for_the_run_never_finds_gpudash_itself(tmp_path, token):
+    # The run's pattern often names its log too (`pgrep -f train`, `train.log`): the follower's
+    # command line, and a polled read's, carry the probe marker, so the scan drops them.
+    import sys
+
+    log = tmp_path / f"{token}.log"
+    log.write_text("step 1\n")
+    w = HostWatcher(spec_for(str(log), pgrep=token), LocalTransport())
+    task = await run_watcher(w)
+    run = None
+    try:
+        await until(lambda: w.log_following)
+        assert processes_with(token)  # the follower matches the pattern
+        await asyncio.wait_for(w.round("jobs"), 60)
+        assert w.processes == ()
+        run = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", str(log)])
+        await asyncio.wait_for(w.round("jobs"), 60)  # nothing vouched: this round scans
+        assert [p.pid for p in w.processes] == [run.pid]
+    finally:
+        if run is not None:
+            run.kill()
+            run.wait()
+        await stop(task)
+        await w.transport.close()

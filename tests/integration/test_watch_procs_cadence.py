@@ -1,6 +1,6 @@
 """`procs` (a pgrep + ps scan of /proc) and `gpu_apps` (a one-shot nvidia-smi) run on their own
-slow cadence while tmux vouches for the job, with every jobs round when nothing does, and at once
-when tmux stops vouching.
+slow cadence while tmux, or the run's own live pid, vouches for the job, with every jobs round
+when nothing does, and at once when the voucher stops vouching.
 
 Real watcher rounds over the local transport, a real private tmux server (its own TMUX_TMPDIR,
 the default socket name there, so the watcher's plain `tmux` finds it), a real process matched
@@ -67,11 +67,13 @@ async def test_procs_slow_while_tmux_vouches_at_once_when_it_stops(tmux_env):
         pid = w.processes[0].pid
         os.kill(pid, 9)
         async with asyncio.timeout(60):
-            while True:
-                batches = await jobs_round(w, t)
-                if not w._job_identified():
-                    break
-        assert batches[-1] == ["gpu_apps", "procs"]  # the follow-up checks, in the same round
+            while tmux("has-session", "-t", "train").returncode == 0:
+                await asyncio.sleep(0.05)
+        # The first round after: tmux no longer vouches, and the pid the last scan found was not
+        # checked in it, so the follow-up checks run in this same round.
+        batches = await jobs_round(w, t)
+        assert not w._job_identified()
+        assert batches[-1] == ["gpu_apps", "procs"]
         assert w.processes == ()
         # Nothing vouches now: every jobs round scans.
         assert any("procs" in b for b in await jobs_round(w, t))
@@ -89,4 +91,51 @@ async def test_without_tmux_or_slurm_every_round_scans(tmp_path):
             batches = await jobs_round(w, t)
             assert any("procs" in b for b in batches) and any("gpu_apps" in b for b in batches)
     finally:
+        await t.close()
+
+
+async def test_the_runs_live_pid_vouches_between_scans():
+    # No tmux, no Slurm: the scan finds the run; later rounds only read /proc/PID/stat of what it
+    # found. A worker that ends leaves the list without a scan; the main process ending brings
+    # the scan back in that same round.
+    token = "gdpid" + secrets.token_hex(6)
+    code = "import time; time.sleep(600)"
+    main = subprocess.Popen([sys.executable, "-c", code, token])
+    worker = None
+    t = Recording()
+    spec = WatchSpec(name="b", transport="local", pgrep=token, gpu_stream=False,
+                     cadence=Cadence(procs=3600))
+    w = HostWatcher(spec, t)
+    try:
+        await asyncio.sleep(0.2)  # the main process starts first: it is the oldest match
+        worker = subprocess.Popen([sys.executable, "-c", code, token])
+        async with asyncio.timeout(60):
+            while len(w.processes) < 2:
+                first = await jobs_round(w, t)
+        assert any("procs" in b for b in first) and w._job_identified()
+        assert {p.pid for p in w.processes} == {main.pid, worker.pid}
+
+        for _ in range(2):
+            batches = await jobs_round(w, t)
+            assert any("alive" in b for b in batches)
+            assert all("procs" not in b and "gpu_apps" not in b for b in batches)
+        assert {p.pid for p in w.processes} == {main.pid, worker.pid} and w._job_identified()
+
+        worker.kill()
+        worker.wait()
+        batches = await jobs_round(w, t)
+        assert all("procs" not in b for b in batches)
+        assert [p.pid for p in w.processes] == [main.pid] and w._job_identified()
+
+        main.kill()
+        main.wait()
+        batches = await jobs_round(w, t)
+        assert "alive" in batches[0] and batches[-1] == ["gpu_apps", "procs"]
+        assert w.processes == () and not w._job_identified()
+        assert any("procs" in b for b in await jobs_round(w, t))  # nothing vouches now
+    finally:
+        for proc in (main, worker):
+            if proc is not None:
+                proc.kill()
+                proc.wait()
         await t.close()

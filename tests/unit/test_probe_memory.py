@@ -237,28 +237,92 @@ def test_script_path_not_visible_here_uses_the_root(tree):
     assert (s.source, s.used_bytes, s.limit_bytes) == ("cgroup_v2", GiB, 2 * GiB)
 
 
+def _cpus_line() -> str:
+    with open("/proc/self/status") as f:
+        return next(line for line in f if line.startswith("Cpus_allowed_list:"))
+
+
 def test_script_prints_each_file_exactly_as_cat_did(tree):
-    # The builtin `read` loop replaced a `cat` per file: same bytes (a final newline added to a
-    # file without one), backslashes, tabs and leading blanks kept, a directory or a missing
-    # file an empty section, no error text.
+    # One awk prints every file under its header: same bytes as `cat` (a final newline added to
+    # a file without one), backslashes, tabs and leading blanks kept; a directory, a missing or
+    # an empty file has no section (the parser reads that as it read an empty one); no error
+    # text; of /proc/self/status only the affinity line.
     proc, cg = tree
     stat = "inactive_file 5\\n \\t x\n  lead\ttab\ntrail \\"  # no final newline
     write(proc, {"4242/cgroup": "0::/a:b/c d\n"})
     write(cg, {"cgroup.controllers": "memory\n", "a:b/c d/memory.current": "7\n",
-               "a:b/c d/memory.stat": stat})
+               "a:b/c d/memory.stat": stat, "a:b/c d/memory.events": ""})
     (cg / "a:b" / "c d" / "memory.max").mkdir()  # not a file
     r = sh(memory.memory_step(4242, cgroup_root=str(cg), proc_root=str(proc)).script)
     d = f"{cg}/a:b/c d"
-    expected = (f"== {proc}/4242/cgroup\n0::/a:b/c d\n== {d}/memory.current\n7\n"
-                f"== {d}/memory.max\n== {d}/memory.events\n== {d}/memory.stat\n{stat}\n"
-                f"== {d}/cpu.max\n== {proc}/meminfo\n{MEMINFO}== nproc\n"
-                f"{len(os.sched_getaffinity(0))}\n== {proc}/loadavg\n1.00 2.00 3.00 2/300 999\n")
+    expected = (f"== {proc}/meminfo\n{MEMINFO}== {proc}/loadavg\n1.00 2.00 3.00 2/300 999\n"
+                f"== /proc/self/status\n{_cpus_line()}"
+                f"== {proc}/4242/cgroup\n0::/a:b/c d\n== {d}/memory.current\n7\n"
+                f"== {d}/memory.stat\n{stat}\n")
     assert (r.stdout.decode(), r.stderr, r.returncode) == (expected, b"", 0)
 
 
-def test_script_forks_no_cat_or_awk():
-    script = memory.memory_step(1).script
-    assert "cat " not in script and "awk" not in script
+def _shims(tmp_path: Path, names: list[str]) -> tuple[Path, Path]:
+    """A PATH of logging shims: each appends its name to a file, then runs the real tool."""
+    import shutil
+
+    bin_dir, calls = tmp_path / "bin", tmp_path / "calls"
+    bin_dir.mkdir()
+    for name in names:
+        real = shutil.which(name)
+        if real:
+            (bin_dir / name).write_text(f'#!/bin/sh\necho {name} >> "{calls}"\nexec {real} "$@"\n')
+            (bin_dir / name).chmod(0o755)
+    return bin_dir, calls
+
+
+def test_script_execs_one_process(tree, tmp_path):
+    # Why the step is cheap on the box: every fork+exec costs ~0.7 ms there. Builtins pick the
+    # files; one awk prints them all, the CPU count included (no `nproc`, no `cat` per file).
+    proc, cg = tree
+    write(proc, {"4242/cgroup": "0::/x\n"})
+    write(cg, {"cgroup.controllers": "memory\n", "x/memory.current": "7\n", "x/memory.max": "9\n",
+               "x/memory.stat": "inactive_file 1\n", "x/cpu.max": "max 100000\n"})
+    bin_dir, calls = _shims(tmp_path, ["awk", "cat", "head", "nproc", "getconf", "grep", "sed",
+                                       "tr", "cut", "wc"])
+    script = memory.memory_step(4242, cgroup_root=str(cg), proc_root=str(proc)).script
+    r = subprocess.run(["/bin/sh", "-c", script], capture_output=True, timeout=30,
+                       env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"})
+    s = parse_memory(r.stdout, r.stderr, r.returncode)
+    assert (s.source, s.used_bytes, s.limit_bytes, s.nproc) == (
+        "cgroup_v2", 6, 9, len(os.sched_getaffinity(0)))
+    assert calls.read_text().split() == ["awk"]
+
+
+def test_script_without_awk_reads_the_same(tree, tmp_path):
+    # A box without awk (a minimal image): the builtin read loop prints the same sections.
+    proc, cg = tree
+    write(proc, {"4242/cgroup": "12:memory:/slurm/job_7\n3:cpu,cpuacct:/slurm/job_7\n"})
+    write(cg, {"memory/slurm/job_7/memory.usage_in_bytes": f"{3 * GiB}\n",
+               "memory/slurm/job_7/memory.limit_in_bytes": f"{4 * GiB}\n",
+               "memory/slurm/job_7/memory.stat": f"total_inactive_file {GiB}\n",
+               "cpu/slurm/job_7/cpu.cfs_quota_us": "400000\n",
+               "cpu/slurm/job_7/cpu.cfs_period_us": "100000\n"})
+    script = memory.memory_step(4242, cgroup_root=str(cg), proc_root=str(proc)).script
+    with_awk = sh(script)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    without = subprocess.run(["/bin/sh", "-c", script], capture_output=True, timeout=30,
+                             env={"PATH": str(empty)})
+    assert b"status" in without.stdout and without.returncode == 0
+    a = parse_memory(with_awk.stdout, with_awk.stderr, with_awk.returncode)
+    b = parse_memory(without.stdout, without.stderr, without.returncode)
+    assert a == b and (a.source, a.used_bytes, a.cpu_quota) == ("cgroup_v1", 2 * GiB, 4.0)
+    assert a.nproc == len(os.sched_getaffinity(0))
+
+
+@pytest.mark.parametrize("text, n", [
+    ("Cpus_allowed_list:\t0-3,8,10-11", 7), ("Cpus_allowed_list:\t5", 1),
+    ("Cpus_allowed_list:\t3-1", None), ("Cpus_allowed_list:\t0-x", None),
+    ("Cpus_allowed_list:\t", None), ("Cpus_allowed:\tff", None)])
+def test_cpu_count_from_the_affinity_list(text, n):
+    out = f"== /proc/meminfo\n{MEMINFO}== /proc/self/status\n{text}\n"
+    assert parse_memory(out).nproc == n
 
 
 def test_pid_must_be_an_int():
@@ -290,7 +354,8 @@ TOKENS = ["== /sys/fs/cgroup/memory.max", "== /x/memory.current", "== nproc", "=
           "== /a/memory.usage_in_bytes", "== /a/cpu.max", "== /a/memory.stat", "max", "0", "-1",
           "99999999999999999999999", "oom_kill 2", "oom_kill -1", "inactive_file 5",
           "MemTotal: 10 kB", "MemAvailable: 20 kB", "load average: 1, 2, 3", "max 100000",
-          "0 0", "1.5 nan inf", "cat: x", "９", ""]
+          "0 0", "1.5 nan inf", "cat: x", "９", "", "== /proc/self/status",
+          "Cpus_allowed_list:\t0-9999999", "Cpus_allowed_list:\t0-1,,3", "Cpus_allowed_list:\t-"]
 memish = st.lists(st.sampled_from(TOKENS), max_size=20).map("\n".join)
 
 
