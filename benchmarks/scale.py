@@ -123,10 +123,19 @@ async def measure(a) -> dict:
         res["connected_at_window"] = len(arrivals.last)
         await asyncio.sleep(min(3.0, a.interval * 2))  # steady state: every loop has cycled
         window["on"] = True
+        prof = None
+        if a.profile:
+            import cProfile
+
+            prof = cProfile.Profile()
+            prof.enable()
         g0, c0, t0 = proc_cpu(a.gen_pid), time.process_time(), time.monotonic()
         await asyncio.sleep(a.seconds)
         g1, c1, t1 = proc_cpu(a.gen_pid), time.process_time(), time.monotonic()
         window["on"] = False
+        if prof is not None:
+            prof.disable()
+            prof.dump_stats(a.profile)
         el = t1 - t0
         rss, hwm = rss_mb()
         res.update({
@@ -171,20 +180,10 @@ def main(argv=None) -> int:
     ap.add_argument("--gen-pid", type=int, required=True)
     ap.add_argument("--ui", action="store_true")
     ap.add_argument("--ciphers", help="the client's cipher preference (an experiment)")
-    ap.add_argument("--profile")
+    ap.add_argument("--profile", help="write cProfile stats of the measured window (not the warm-up) here")
     ap.add_argument("--out", required=True)
     a = ap.parse_args(argv)
-    if a.profile:
-        import cProfile
-
-        prof = cProfile.Profile()
-        prof.enable()
-    try:
-        res = asyncio.run(measure(a))
-    finally:
-        if a.profile:
-            prof.disable()
-            prof.dump_stats(a.profile)
+    res = asyncio.run(measure(a))
     write_out(a.out, res)
     return 0
 

@@ -67,18 +67,24 @@ class Debouncer:
         alerts: list[Alert] = []
         out: list[CheckResult] = []
         seen: set[str] = set()
+        tracks = self._tracks
         for raw in raw_checks:
-            if raw.key in seen:
+            key = raw.key
+            if key in seen:
                 continue  # one result per key per round
-            seen.add(raw.key)
-            tr = self._tracks.get(raw.key)
+            seen.add(key)
+            tr = tracks.get(key)
             if tr is None:
-                tr = self._tracks[raw.key] = self._first(raw, now, alerts)
+                tr = tracks[key] = self._first(raw, now, alerts)
+            elif (not tr.flapping and tr.pending is None and raw.state is tr.shown[0]
+                  and (raw.state is not State.UNKNOWN or raw.reason is tr.shown[1])):
+                tr.result = raw  # the usual round: the shown state again, nothing pending
             else:
                 self._step(tr, raw, now, alerts)
             out.append(self._shown(tr))
-        for key in [k for k in self._tracks if k not in seen]:
-            del self._tracks[key]  # gone quietly
+        if len(tracks) != len(seen):
+            for key in [k for k in tracks if k not in seen]:
+                del tracks[key]  # gone quietly
         return tuple(out), alerts
 
     # ------------------------------------------------------------------ internals

@@ -51,6 +51,8 @@ def stale_checks(checks, snap: HostSnapshot, iv: Intervals, now: float) -> tuple
 
 
 def mark_stale(checks, stale: dict[str, float | None]) -> tuple[CheckResult, ...]:
+    if not stale:  # the usual case: every probe fresh, nothing to mark
+        return tuple(checks)
     out = []
     for c in checks:
         hit = [p for p in c.detail.get("probes", ()) if p in stale]
