@@ -93,7 +93,10 @@ def section_a(a: dict, targets: list) -> list[str]:
                   f"jobs {c.get('jobs')} s, files {c.get('files')} s) for {_f(cad.get('seconds'), 0)} s: "
                   f"client {_f(cad.get('client_cpu_pct'), 2)}% of a core, box {_f(cad.get('box_cpu_pct'), 2)}% "
                   f"of a core, RSS {_f(cad.get('rss_mb'))} MB"
-                  + (f", {_f(cad.get('ssh_packets_in_per_s'), 2)} SSH packets in/s; the log quiet"
+                  + (f", {_f(cad.get('ssh_packets_in_per_s'), 2)} SSH packets in/s; "
+                     + ("" if cad.get("job_identified") else
+                        "no process matches the run's pattern, so the /proc scan runs every jobs round; ")
+                     + "the log quiet"
                      + (" (followed on the box by one `python3` sampler: a heartbeat line every 5 s)"
                         if cad.get("log_followed") else
                         f" (its reads backed off to every {_f(cad.get('log_wait_s'), 1)} s)")
@@ -114,6 +117,9 @@ def section_a(a: dict, targets: list) -> list[str]:
         if grow and "error" not in grow:
             how = ("the follower looks every 1 s and sends what grew" if grow.get("log_followed")
                    else f"log read every {_f(grow.get('log_wait_s'), 1)} s")
+            if grow.get("job_identified"):
+                how += ("; the writer is the run: it matches the run's pattern, so after one /proc scan "
+                        "its live pid vouches for the job and the scan runs every 60 s")
             lines += [f"The same with a line appended to the log every 0.5 s ({how}): client {_f(grow.get('client_cpu_pct'), 2)}% of a core, "
                       f"box {_f(grow.get('box_cpu_pct'), 2)}% of a core, {_f(grow.get('ssh_packets_in_per_s'), 2)} "
                       "SSH packets in/s."]

@@ -7,7 +7,9 @@ Nothing here imports Textual, asyncssh or any I/O module: the data path and ever
 
 from __future__ import annotations
 
+import dataclasses
 import enum
+import functools
 from dataclasses import dataclass, field
 
 
@@ -108,6 +110,30 @@ class ProbeError:
     reason: Reason
     message: str = ""
     exit_code: int | None = None
+
+
+def build_frozen(cls, values: dict):
+    """``cls(**values)`` for a frozen dataclass, without its generated ``__init__``: that one
+    sets every field through ``object.__setattr__`` (17 µs for GpuSample's 21 fields, against
+    2 µs here — and every GPU of every streamed sample builds one). Missing fields take their
+    defaults; an unknown one is an error, as in the constructor. No ``__post_init__`` runs."""
+    names, defaults = _field_defaults(cls)
+    if not values.keys() <= names:
+        raise TypeError(f"{cls.__name__} has no field(s) {sorted(set(values) - names)}")
+    obj = object.__new__(cls)
+    obj.__dict__.update(defaults)
+    obj.__dict__.update(values)
+    if len(obj.__dict__) != len(names):
+        missing = sorted(names - obj.__dict__.keys())
+        raise TypeError(f"{cls.__name__} needs field(s) {missing}")
+    return obj
+
+
+@functools.lru_cache(maxsize=None)
+def _field_defaults(cls) -> tuple[frozenset, dict]:
+    fs = dataclasses.fields(cls)
+    return (frozenset(f.name for f in fs),
+            {f.name: f.default for f in fs if f.default is not dataclasses.MISSING})
 
 
 # ----------------------------------------------------------------------------- GPU

@@ -121,7 +121,8 @@ class SimBox:
 
     def _alive(self, step: Step, t: float) -> str:
         """Which of the asked pids live (gpudash.probes.processes.proc_alive_step)."""
-        return f"{self.sc.pid}\n" if self.sc.alive(t) and self.sc.pid in step.params.get("pids", ()) else ""
+        alive = self.sc.alive(t) and self.sc.pid in step.params.get("pids", ())
+        return f"{self.sc.pid}\n" if alive else ""
 
     def _files(self, step: Step, t: float) -> bytes:
         """Marker records (gpudash.probes.files): KIND\\tINDEX\\tSIZE\\tMTIME\\tPATH\\0."""

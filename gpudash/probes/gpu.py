@@ -21,7 +21,7 @@ import re
 import shlex
 from collections.abc import Callable, Iterable, Sequence
 
-from gpudash.model import ComputeApp, GpuHealthFields, GpuSample, ProbeError, Reason
+from gpudash.model import ComputeApp, GpuHealthFields, GpuSample, ProbeError, Reason, build_frozen
 from gpudash.sanitize import clean_field, decode
 from gpudash.transport.base import Step
 
@@ -244,6 +244,20 @@ def _token(s: str) -> str | None:
 
 
 def _float(s: str) -> float | None:
+    # Most fields are plain numbers (the queries ask for `nounits`): float() takes them as they
+    # are, surrounding blanks included. Anything else (N/A, [Not Supported], a unit, a value
+    # longer than a token may be) goes the careful way; the same answer either way (a test).
+    if len(s) <= 40:
+        try:
+            v = float(s)
+        except ValueError:
+            pass
+        else:
+            return v if math.isfinite(v) else None
+    return _float_token(s)
+
+
+def _float_token(s: str) -> float | None:
     tok = _token(s)
     if tok is None:
         return None
@@ -347,19 +361,20 @@ def _sample(v: dict[str, str]) -> GpuSample | None:
     g = lambda k: v.get(k, "")  # noqa: E731
     # Columns shifted (a tool printing other fields than we asked for) must not pass as data:
     # a 1041 % utilisation is a lie. Reject the row instead.
-    for pct_field in ("utilization.gpu", "utilization.memory", "fan.speed"):
-        p = _float(g(pct_field))
+    util, mem_util = _float(g("utilization.gpu")), _float(g("utilization.memory"))
+    fan = _float(g("fan.speed"))
+    for p in (util, mem_util, fan):
         if p is not None and not 0 <= p <= 100:
             return None
     pstate = _text(g("pstate"))
     if pstate and not (pstate[:1] == "P" and pstate[1:].isdigit()):
         return None
-    return GpuSample(
+    return build_frozen(GpuSample, dict(
         index=index,
         uuid=_text(g("uuid")) or "",
         name=_text(g("name")) or "",
-        util_pct=_float(g("utilization.gpu")),
-        mem_util_pct=_float(g("utilization.memory")),
+        util_pct=util,
+        mem_util_pct=mem_util,
         mem_total_mib=_float(g("memory.total")),
         mem_used_mib=_float(g("memory.used")),
         mem_free_mib=_float(g("memory.free")),
@@ -370,13 +385,13 @@ def _sample(v: dict[str, str]) -> GpuSample | None:
         sm_clock_mhz=_float(g("clocks.sm")),
         mem_clock_mhz=_float(g("clocks.mem")),
         max_sm_clock_mhz=_float(g("clocks.max.sm")),
-        fan_pct=_float(g("fan.speed")),
-        pstate=_text(g("pstate")),
+        fan_pct=fan,
+        pstate=pstate,
         bus_id=_text(g("pci.bus_id")),
         driver=_text(g("driver_version")),
         mig_mode=_text(g("mig.mode.current")),
         compute_mode=_text(g("compute_mode")),
-    )
+    ))
 
 
 def _health(v: dict[str, str]) -> GpuHealthFields | None:

@@ -41,7 +41,7 @@ UNLIMITED_AT = 1 << 60
 # `Cpus_allowed_list` of awk's own /proc/self/status — the same affinity mask `nproc` reads.
 # awk only prints a header for a file with a line in it, so an empty, missing or unreadable file
 # is an absent section; the parser reads that as it read an empty one. Every path starts with
-# "/" (roots are made absolute), so awk never takes one for a `var=value` assignment. The
+# "/" or "./" (_rooted), so awk never takes one for a `var=value` assignment. The
 # stable files come first: if a cgroup file vanishes between the test and awk's open (the job
 # ended), awk stops there and only the cgroup sections are lost for this round.
 _SCRIPT = r"""P={pid}; C={cg}; R={proc}
