@@ -320,7 +320,11 @@ class HostWatcher:
             if s.pgrep and self._slow_due(self._procs_ran_at):
                 steps.append(processes.processes_step(s.pgrep))
             elif s.pgrep and self.processes and not self._vouched_by_scheduler():
-                steps.append(processes.proc_alive_step(p.pid for p in self.processes))
+                # Only the run's main process: one /proc/PID/stat read (~0.3 ms). Every match's
+                # (dozens of DataLoader workers) would cost more than the scan it replaces.
+                from gpudash.health.jobs_summary import oldest
+
+                steps.append(processes.proc_alive_step([oldest(self.processes, self.clock()).pid]))
             if s.discover:
                 from gpudash.probes import discovery
 
@@ -478,18 +482,14 @@ class HostWatcher:
 
     def _on_alive(self, step: Step, res: StepResult, now: float) -> None:
         """Between scans: the run's main process (the oldest match) still lives, so the job is
-        vouched for; workers that ended leave the list now, new ones come with the next scan.
-        When the main process is gone (or the check failed) the scan runs this same round."""
+        vouched for, and the rest of the list waits for the next scan, as under tmux. When the
+        main process is gone (or the check failed) the scan runs this same round."""
         from gpudash.health.jobs_summary import oldest
         from gpudash.probes.processes import parse_alive
 
         live = parse_alive(res.stdout, res.stderr, res.exit_code)
         main = oldest(self.processes, self.clock())
-        if isinstance(live, ProbeError) or main is None or main.pid not in live:
-            self._run_alive = False
-            return
-        self.processes = tuple(p for p in self.processes if p.pid in live)
-        self.jobs_at = now
+        self._run_alive = not isinstance(live, ProbeError) and main is not None and main.pid in live
 
     def _on_tmux(self, step: Step, res: StepResult, now: float) -> None:
         from gpudash.probes.tmux import parse_tmux

@@ -95,9 +95,9 @@ async def test_without_tmux_or_slurm_every_round_scans(tmp_path):
 
 
 async def test_the_runs_live_pid_vouches_between_scans():
-    # No tmux, no Slurm: the scan finds the run; later rounds only read /proc/PID/stat of what it
-    # found. A worker that ends leaves the list without a scan; the main process ending brings
-    # the scan back in that same round.
+    # No tmux, no Slurm: the scan finds the run; later rounds only read /proc/PID/stat of its
+    # main process (the oldest match). A worker that ends changes nothing until the next scan;
+    # the main process ending brings the scan back in that same round.
     token = "gdpid" + secrets.token_hex(6)
     code = "import time; time.sleep(600)"
     main = subprocess.Popen([sys.executable, "-c", code, token])
@@ -120,12 +120,12 @@ async def test_the_runs_live_pid_vouches_between_scans():
             assert any("alive" in b for b in batches)
             assert all("procs" not in b and "gpu_apps" not in b for b in batches)
         assert {p.pid for p in w.processes} == {main.pid, worker.pid} and w._job_identified()
+        assert t.steps["alive"].params["pids"] == (main.pid,)
 
         worker.kill()
         worker.wait()
         batches = await jobs_round(w, t)
-        assert all("procs" not in b for b in batches)
-        assert [p.pid for p in w.processes] == [main.pid] and w._job_identified()
+        assert all("procs" not in b for b in batches) and w._job_identified()
 
         main.kill()
         main.wait()

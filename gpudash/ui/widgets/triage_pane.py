@@ -15,6 +15,7 @@ from gpudash.ui.widgets.panel import Panel
 
 MAX_EVIDENCE = 12
 SUMMARY_MAX = 240  # a summary is one line of meaning; the evidence carries the rest
+NO_FAILURE = "no failure in the current run"
 
 
 def triage_content(view, width: int = 200) -> Content:
@@ -23,8 +24,13 @@ def triage_content(view, width: int = 200) -> Content:
         return Content.styled("no triage yet — the run's log has not been read", MUTED)
     if t.cls in ("", "none"):
         head = Content.assemble(("no failure", "bold $success"), " in the current run")
-        if t.summary:
-            head += Content("\n") + plain(t.summary, MUTED)
+        # The classifier's summary starts with the same words; show only what it adds (an
+        # earlier failure the run recovered from), not the phrase twice.
+        rest = t.summary
+        if rest.startswith(NO_FAILURE):
+            rest = rest[len(NO_FAILURE):].lstrip("; ")
+        if rest:
+            head += Content("\n") + plain(rest, MUTED)
         return head
     cls_style = "bold reverse $error" if t.is_failure else "bold $success"
     lines: list[Content] = [
