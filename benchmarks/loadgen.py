@@ -1,12 +1,13 @@
 """The load generator: ONE separate process serving N virtual boxes over real SSH on loopback.
 
-    python -m benchmarks.loadgen --dir DIR [--port 0] [--seed 7]
+    python -m benchmarks.loadgen --dir DIR [--port 0] [--seed 7] [--gpus 1]
 
 It is an asyncssh server on one 127.0.0.1 port; the login name picks the box (``h0``, ``h1``, …,
 any name works), so a thousand hosts need one port and no sshd. Each box is a
 :class:`gpudash.demo.box.SimBox` replaying the real H100 traces of one of the demo's scenarios
 (``hash(name)`` picks which; start times staggered), so gpudash's parsers, health and triage
-see real formats and real dynamics.
+see real formats and real dynamics. ``--gpus N`` gives every box N GPUs (the recorded GPU's lines
+once per index, each with its own uuid), as on an 8-GPU node: N lines per GPU sample.
 
 What it answers is what gpudash sends: the exec request is the session command (``/bin/sh -c
 '… /bin/sh -s'``), then framed batches on stdin (see :mod:`gpudash.transport.framing`). The
@@ -46,11 +47,12 @@ _LMS = re.compile(rb"-lms'? '?(\d+)")
 class Boxes:
     """One SimBox per login name, made on first use."""
 
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: int, gpus: int = 1) -> None:
         from gpudash.demo.scenarios import build
 
         self.scenarios = build(seed)
         self.start = time.time()
+        self.gpus = max(1, gpus)
         self._boxes: dict = {}
 
     def get(self, name: str):
@@ -60,8 +62,39 @@ class Boxes:
 
             h = zlib.crc32(name.encode())
             sc = self.scenarios[h % len(self.scenarios)]
-            box = self._boxes[name] = SimBox(sc, start=self.start - (h % 300), speed=1.0)
+            box = SimBox(sc, start=self.start - (h % 300), speed=1.0)
+            if self.gpus > 1:
+                box = MultiGpuBox(box, self.gpus)
+            self._boxes[name] = box
         return box
+
+
+class MultiGpuBox:
+    """A SimBox with ``n`` GPUs: its GPU lines (the stream's sample, the one-shot and health
+    queries) once per index, each GPU with its own uuid; everything else as the box answers."""
+
+    _PER_GPU = ("gpu", "gpu_health")
+
+    def __init__(self, box, n: int) -> None:
+        self.box, self.n = box, n
+        self.sc = box.sc  # the log follower reads the box's log through it
+
+    def answer(self, step, now: float):
+        import dataclasses
+
+        res = self.box.answer(step, now)
+        if step.key not in self._PER_GPU or not res.stdout:
+            return res
+        lines = [ln for ln in res.stdout.split(b"\n") if ln]
+        out = []
+        for i in range(self.n):
+            for ln in lines:
+                f = ln.split(b", ")
+                f[0] = str(i).encode()
+                if step.key == "gpu":  # index, uuid, …: the uuid's last byte is the index
+                    f[1] = f[1][:-2] + b"%02x" % i
+                out.append(b", ".join(f))
+        return dataclasses.replace(res, stdout=b"\n".join(out) + b"\n")
 
 
 def answer_batch(box, nonce: bytes, bid: bytes, batch: bytes) -> tuple[bytes, bytes]:
@@ -201,7 +234,7 @@ def make_session_class():
     return BoxSession
 
 
-async def serve(d: Path, port: int, seed: int) -> None:
+async def serve(d: Path, port: int, seed: int, gpus: int = 1) -> None:
     import asyncssh
 
     d.mkdir(parents=True, exist_ok=True)
@@ -210,7 +243,7 @@ async def serve(d: Path, port: int, seed: int) -> None:
     client_key.write_private_key(str(d / "client_key"))
     os.chmod(d / "client_key", 0o600)
     session_cls = make_session_class()
-    session_cls.boxes = Boxes(seed)
+    session_cls.boxes = Boxes(seed, gpus)
 
     class Server(asyncssh.SSHServer):
         def begin_auth(self, username: str) -> bool:
@@ -246,12 +279,13 @@ def main(argv=None) -> int:
     ap.add_argument("--dir", required=True)
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--gpus", type=int, default=1, help="GPUs per box (8: an 8-GPU node)")
     a = ap.parse_args(argv)
     import resource
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    asyncio.run(serve(Path(a.dir), a.port, a.seed))
+    asyncio.run(serve(Path(a.dir), a.port, a.seed, a.gpus))
     return 0
 
 

@@ -110,7 +110,8 @@ async def measure(a) -> dict:
         t.run = timed
     fleet.subscribe(arrivals.on_view, lambda ev: None)
     hosts = fleet.host_names()
-    res: dict = {"hosts": a.hosts, "interval_s": a.interval, "ui": a.ui, "ciphers": a.ciphers or "asyncssh default"}
+    res: dict = {"hosts": a.hosts, "interval_s": a.interval, "ui": a.ui, "gpus_per_host": a.gpus,
+                 "ciphers": a.ciphers or "asyncssh default"}
 
     async def body() -> None:
         c_start, t_start = time.process_time(), time.monotonic()
@@ -179,6 +180,7 @@ def main(argv=None) -> int:
     ap.add_argument("--gen-dir", required=True)
     ap.add_argument("--gen-pid", type=int, required=True)
     ap.add_argument("--ui", action="store_true")
+    ap.add_argument("--gpus", type=int, default=1, help="GPUs per box the load generator serves (recorded)")
     ap.add_argument("--ciphers", help="the client's cipher preference (an experiment)")
     ap.add_argument("--profile", help="write cProfile stats of the measured window (not the warm-up) here")
     ap.add_argument("--out", required=True)
@@ -202,24 +204,26 @@ def section_b(quick: bool, full: bool, *, only: str | None = None, on_result=Non
 
     # gpudash prefers AES-GCM itself; the experiment is asyncssh's default cipher
     chacha = "chacha20-poly1305@openssh.com"
-    runs = [(10, 2.0, None, True), (100, 2.0, None, True), (100, 2.0, None, False),
-            (100, 2.0, chacha, False)]
+    runs = [(10, 2.0, None, True, 1), (100, 2.0, None, True, 1), (100, 2.0, None, False, 1),
+            (100, 2.0, chacha, False, 1)]
     if full:
-        runs += [(500, 2.0, None, True), (500, 2.0, None, False),
-                 (1000, 1.0, None, True), (1000, 1.0, None, False)]
+        runs += [(500, 2.0, None, True, 1), (500, 2.0, None, False, 1),
+                 (1000, 1.0, None, True, 1), (1000, 1.0, None, False, 1)]
     if only:
         runs = []
-        for item in only.split(","):  # HOSTS:INTERVAL[:chacha][:noui]
+        for item in only.split(","):  # HOSTS:INTERVAL[:chacha][:noui][:gpusN]
             f = item.split(":")
+            gpus = next((int(x[4:]) for x in f[2:] if x.startswith("gpus")), 1)
             runs.append((int(f[0]), float(f[1]), chacha if "chacha" in f[2:] else None,
-                         "noui" not in f[2:]))
+                         "noui" not in f[2:], gpus))
     seconds = 10 if quick else 20
     out: dict = {}
     print("  (b) per-operation costs (no network)", flush=True)
     out["costs"] = run_worker("costs", ["--n", "100" if quick else "300"])
-    for hosts, interval, ciphers, ui in runs:
+    for hosts, interval, ciphers, ui, gpus in runs:
         d = Path(tempfile.mkdtemp(prefix="gdbench-gen-"))
-        gen = subprocess.Popen([sys.executable, "-m", "benchmarks.loadgen", "--dir", str(d)],
+        gen = subprocess.Popen([sys.executable, "-m", "benchmarks.loadgen", "--dir", str(d),
+                                "--gpus", str(gpus)],
                                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=open(d / "gen.log", "wb"))
         try:
             end = time.monotonic() + 30
@@ -227,11 +231,12 @@ def section_b(quick: bool, full: bool, *, only: str | None = None, on_result=Non
                 if gen.poll() is not None or time.monotonic() > end:
                     raise RuntimeError(f"load generator did not start: {(d / 'gen.log').read_text()[-2000:]}")
                 time.sleep(0.05)
-            key = f"{hosts}@{interval:g}s" + (" chacha20" if ciphers else "") + ("" if ui else " no UI")
+            key = (f"{hosts}@{interval:g}s" + (f" ×{gpus} GPUs" if gpus > 1 else "")
+                   + (" chacha20" if ciphers else "") + ("" if ui else " no UI"))
             print(f"  (b) {key}", flush=True)
             out[key] = run_worker("scale", [
                 "--hosts", str(hosts), "--interval", str(interval), "--seconds", str(seconds),
-                "--gen-dir", str(d), "--gen-pid", str(gen.pid), *(["--ui"] if ui else []),
+                "--gen-dir", str(d), "--gen-pid", str(gen.pid), "--gpus", str(gpus), *(["--ui"] if ui else []),
                 *(["--ciphers", ciphers] if ciphers else []),
             ], timeout=900)
             if on_result is not None:
