@@ -204,8 +204,9 @@ def section_b(quick: bool, full: bool, *, only: str | None = None, on_result=Non
 
     # gpudash prefers AES-GCM itself; the experiment is asyncssh's default cipher
     chacha = "chacha20-poly1305@openssh.com"
+    # (hosts, interval, cipher, UI, GPUs per box); the last: 8-GPU nodes, 8 lines per sample
     runs = [(10, 2.0, None, True, 1), (100, 2.0, None, True, 1), (100, 2.0, None, False, 1),
-            (100, 2.0, chacha, False, 1)]
+            (100, 2.0, chacha, False, 1), (100, 2.0, None, False, 8)]
     if full:
         runs += [(500, 2.0, None, True, 1), (500, 2.0, None, False, 1),
                  (1000, 1.0, None, True, 1), (1000, 1.0, None, False, 1)]
