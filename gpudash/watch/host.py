@@ -484,12 +484,11 @@ class HostWatcher:
         """Between scans: the run's main process (the oldest match) still lives, so the job is
         vouched for, and the rest of the list waits for the next scan, as under tmux. When the
         main process is gone (or the check failed) the scan runs this same round."""
-        from gpudash.health.jobs_summary import oldest
         from gpudash.probes.processes import parse_alive
 
         live = parse_alive(res.stdout, res.stderr, res.exit_code)
-        main = oldest(self.processes, self.clock())
-        self._run_alive = not isinstance(live, ProbeError) and main is not None and main.pid in live
+        asked = step.params.get("pids", ())  # the main process steps_for picked
+        self._run_alive = not isinstance(live, ProbeError) and bool(asked) and set(asked) <= live
 
     def _on_tmux(self, step: Step, res: StepResult, now: float) -> None:
         from gpudash.probes.tmux import parse_tmux
