@@ -121,9 +121,21 @@ def answer_batch(box, nonce: bytes, bid: bytes, batch: bytes) -> tuple[bytes, by
     return b"".join(out), b"".join(err)
 
 
+def nvml_interval(stream_cmd: bytes) -> float | None:
+    """The interval when a stream request starts the NVML sampler (probes/nvml_stream.py): the
+    box answers it as it answers `nvidia-smi -lms` (the two print the same lines)."""
+    if b"NONVML" not in stream_cmd:
+        return None
+    try:
+        words = shlex.split(stream_cmd.decode())
+        return float(shlex.split(words[words.index("-c") + 1])[-1])
+    except (ValueError, IndexError):
+        return None
+
+
 def follow_args(stream_cmd: bytes) -> tuple[float, float, int, int] | None:
     """(interval, heartbeat, max_bytes, offset) when a stream request starts the log follower."""
-    if b"python3 -I -S -c" not in stream_cmd:
+    if b"python3 -I -S -c" not in stream_cmd or b"NONVML" in stream_cmd:
         return None
     try:
         words = shlex.split(stream_cmd.decode())  # `… exec timeout -k 2 T /bin/sh -c SCRIPT …`
@@ -176,8 +188,11 @@ def make_session_class():
                 if s is not None and self._buf[s.end():].count(b" </dev/null\n") >= 2:
                     self._chan.write(b"\n@@GD:" + s.group(1) + b":B:0\n")
                     follow = follow_args(bytes(self._buf[s.end():]))
+                    nvml = nvml_interval(bytes(self._buf[s.end():]))
                     if follow is not None:
                         coro = self._follow(*follow)
+                    elif nvml is not None:
+                        coro = self._samples(nvml)
                     else:
                         lms = _LMS.search(self._buf)
                         coro = self._samples(int(lms.group(1)) / 1000 if lms else 1.0)

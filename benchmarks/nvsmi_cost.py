@@ -8,7 +8,12 @@ a long-running `-lms` stream pays that once. This measures, with the exact field
 - one-shot core / health / compute-apps queries: CPU and wall per call;
 - one `--query-gpu … -lms N` stream: CPU per sample;
 - gpudash's own GPU group through the local transport (a warm `/bin/sh -s` session, the same
-  framed batch the SSH transport sends): CPU of the session's process tree per tick.
+  framed batch the SSH transport sends): CPU of the session's process tree per tick;
+- the NVML sampler (gpudash/probes/nvml_stream.py) against `nvidia-smi -lms` at the same interval,
+  in the same run: CPU per sample, and its line against nvidia-smi's, field by field;
+- the whole watch at the default cadences through the local transport, NVML sampler on and off:
+  the CPU gpudash costs this box, in % of a core (sshd's own share is measured on loopback by
+  benchmarks/tick.py, which has no GPU).
 """
 
 from __future__ import annotations
@@ -106,6 +111,55 @@ async def gpudash_steps(n: int) -> dict:
     return out
 
 
+def nvml_vs_nvsmi(q: list[str]) -> dict:
+    """One nvidia-smi line and the sampler's first line, parsed; the fields that differ (the
+    readings that move between two looks, such as power, may)."""
+    from gpudash.probes.gpu import parse_gpu_line
+    from gpudash.probes.nvml_stream import nvml_stream_step
+
+    a = subprocess.run(q, capture_output=True, timeout=30).stdout.splitlines()[0]
+    p = subprocess.Popen(["/bin/sh", "-c", nvml_stream_step(200).script], stdout=subprocess.PIPE)
+    b = p.stdout.readline().rstrip(b"\n")
+    p.kill()
+    p.wait()
+    sa, sb = parse_gpu_line(a), parse_gpu_line(b)
+    differ = {f: [getattr(sa, f), getattr(sb, f)] for f in sa.__dataclass_fields__
+              if sb is None or getattr(sa, f) != getattr(sb, f)} if sa else {"unparsed": True}
+    return {"nvidia_smi": a.decode(), "nvml": b.decode(), "fields_that_differ": differ}
+
+
+async def gpudash_watch(seconds: float, nvml: bool) -> dict:
+    """HostWatcher at the default cadences over the local transport: the box CPU of everything
+    it starts (this process's children and theirs), in % of one core, after a warm-up."""
+    from gpudash.transport.local import LocalTransport
+    from gpudash.watch.host import HostWatcher
+    from gpudash.watch.spec import Cadence, WatchSpec
+
+    log = "/tmp/gdbench-watch.log"
+    with open(log, "w") as f:
+        f.write("step 1 loss 0.5\n" * 200)
+    spec = WatchSpec(name="box", transport="local", log=log, pgrep="train", tmux_session="train",
+                     mounts=("/",), cadence=Cadence(), gpu_nvml=nvml)
+    t = LocalTransport()
+    w = HostWatcher(spec, t)
+    me = os.getpid()
+
+    def box() -> float:
+        return sum(s.own + s.children for s in tree(me) if s.pid != me) + children_cpu()
+
+    task = asyncio.create_task(w.run())
+    await asyncio.sleep(15)  # every loop started, the streams and the log follower up
+    b0, t0 = box(), time.perf_counter()
+    await asyncio.sleep(seconds)
+    b1, t1 = box(), time.perf_counter()
+    source, following = w.gpu_source, w.log_following
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    await t.close()
+    return {"box_cpu_pct": (b1 - b0) / (t1 - t0) * 100, "seconds": t1 - t0, "gpu_source": source,
+            "log_followed": following, "gpus": len(w.gpus)}
+
+
 async def gpudash_group(ticks: int, interval: float) -> dict:
     from gpudash.probes import gpu
     from gpudash.transport.local import LocalTransport
@@ -133,11 +187,35 @@ async def gpudash_group(ticks: int, interval: float) -> dict:
             "wall_ms_median": statistics.median(walls) * 1e3, "ticks": ticks}
 
 
+def nvml_streams(nvsmi: list[str], seconds: float) -> dict:
+    """The sampler and `nvidia-smi -lms` side by side, at 2 s (as gpudash runs them) and at
+    100 ms (200 samples: /proc counts CPU in 10 ms ticks, so many samples give the fine figure)."""
+    import threading
+
+    from gpudash.probes.nvml_stream import nvml_stream_step
+
+    out: dict = {}
+
+    def run(key: str, args: list[str], secs: float) -> None:
+        out[key] = stream(args, secs)
+
+    for ms, secs in ((2000, seconds * 5), (100, seconds * 2)):
+        pair = [threading.Thread(target=run, args=(f"stream_lms{ms}_same_run", nvsmi + ["-lms", str(ms)], secs)),
+                threading.Thread(target=run, args=(f"stream_nvml{ms}", ["/bin/sh", "-c", nvml_stream_step(ms).script], secs))]
+        for th in pair:
+            th.start()
+        for th in pair:
+            th.join()
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=12.0)
     ap.add_argument("--n", type=int, default=20)
     ap.add_argument("--json")
+    ap.add_argument("--watch-seconds", type=float, default=60.0,
+                    help="length of each whole-watch window (NVML sampler on, then off)")
     a = ap.parse_args(argv)
     if shutil.which("nvidia-smi") is None:
         print("no nvidia-smi here", file=sys.stderr)
@@ -156,6 +234,10 @@ def main(argv=None) -> int:
         "one_shot_apps": one_shot(q("--query-compute-apps", APPS_FIELDS), a.n),
         "stream_lms500": stream(q("--query-gpu", CORE_FIELDS) + ["-lms", "500"], a.seconds),
         "stream_lms2000": stream(q("--query-gpu", CORE_FIELDS) + ["-lms", "2000"], a.seconds * 2),
+        **nvml_streams(q("--query-gpu", CORE_FIELDS), a.seconds),
+        "nvml_vs_nvidia_smi": nvml_vs_nvsmi(q("--query-gpu", CORE_FIELDS)),
+        "gpudash_watch_nvml": asyncio.run(gpudash_watch(a.watch_seconds, True)),
+        "gpudash_watch_nvidia_smi": asyncio.run(gpudash_watch(a.watch_seconds, False)),
         "gpudash_gpu_group_local": asyncio.run(gpudash_group(a.n, 0.2)),
         "gpudash_step_box_cpu_ms": asyncio.run(gpudash_steps(a.n)),
     }

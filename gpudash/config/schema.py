@@ -139,6 +139,7 @@ def host_spec(local: bool) -> dict[str, c.Converter | None]:
         "insecure_known_hosts": c.boolean,
         "log": rpath,
         "log_follow": c.boolean,
+        "gpu_nvml": c.boolean,
         "tmux_session": c.one_line,
         "pgrep": c.one_line,
         "slurm_user": c.string(pattern=r"[A-Za-z0-9_][A-Za-z0-9._-]*", what="a user name"),

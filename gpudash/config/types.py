@@ -104,6 +104,7 @@ class HostConfig:
     insecure_known_hosts: bool = False
     log: str | None = None
     log_follow: bool = True  # follow the log with one python3 on the box (else polled reads)
+    gpu_nvml: bool = True  # GPU samples from NVML in one python3 on the box (else nvidia-smi -lms)
     tmux_session: str | None = None
     pgrep: str | None = None
     slurm_user: str | None = None

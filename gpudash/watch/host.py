@@ -31,6 +31,7 @@ HISTORY = 300  # samples per GPU: 10 minutes at 2 s, enough for the 5-minute uti
 LOG_LINES = 1000  # display lines kept per host
 LOG_BYTES_PER_TICK = 256 * 1024
 GPU_STREAM_LIFETIME = 3600.0  # a stream is replaced hourly; its remote `timeout` bounds it too
+NVML_RETRY = 600.0  # after the NVML sampler gave nothing, nvidia-smi streams this long before a retry
 LOG_FOLLOW_LIFETIME = 3600.0  # the log follower likewise
 # A follower that ended sooner than this counts as a failure: the next one waits longer
 # (doubling from the log cadence up to LOG_FOLLOW_RETRY_MAX), polled reads filling the gap.
@@ -145,6 +146,10 @@ class HostWatcher:
         # come back whenever it cannot (no python3 on the box, a failed start, a refused record).
         self.log_following = False
         self._follow_unavailable = False  # the box has no python3: poll for good
+        # GPU samples stream from NVML in one python3 on the box (probes/nvml_stream.py) when it
+        # can, else from `nvidia-smi -lms` (no python3 or libnvidia-ml, an NVML call failing).
+        self.gpu_source: str | None = None  # "nvml" / "nvidia-smi": the stream running now
+        self._nvml_retry_at = 0.0  # time.monotonic() before which the NVML sampler is not tried
         self._follow_failures = 0
         self._follow_retry_at = 0.0  # time.monotonic() before which no follower starts
         self._log_gen = 0  # bumped when the log changes under a running follower (_reset_log)
@@ -705,13 +710,36 @@ class HostWatcher:
             await asyncio.sleep(backoff)
 
     async def _consume_gpu_stream(self, interval: float) -> int:
-        from gpudash.probes.gpu import gpu_stream_step, parse_gpu_line
+        """One stream until it ends: the NVML sampler first, `nvidia-smi -lms` when the sampler
+        gives nothing (it says why and exits at once: no python3, no NVML, a failed call), and
+        for NVML_RETRY after that. Both print the same lines (checked on an H100)."""
+        from gpudash.probes.gpu import gpu_stream_step
+        from gpudash.probes.nvml_stream import nvml_stream_step
 
-        step = gpu_stream_step(int(interval * 1000), srun_jobid=self._srun_jobid())
+        ms = int(interval * 1000)
+        srun = self._srun_jobid()
+        if self._nvml_ready(srun):
+            sets = await self._stream_samples(nvml_stream_step(ms), interval, "nvml")
+            if sets or self.nvsmi_stuck or not self.link.ok or self.paused:
+                return sets
+            self._nvml_retry_at = time.monotonic() + NVML_RETRY
+        return await self._stream_samples(gpu_stream_step(ms, srun_jobid=srun), interval,
+                                          "nvidia-smi")
+
+    def _nvml_ready(self, srun_jobid: str | None) -> bool:
+        # Not under srun: the sampler would need the job's node, and the nvidia-smi stream
+        # already gets it there.
+        return (self.spec.gpu_nvml and self.transport.runs_shell and srun_jobid is None
+                and time.monotonic() >= self._nvml_retry_at)
+
+    async def _stream_samples(self, step: Step, interval: float, source: str) -> int:
+        from gpudash.probes.gpu import parse_gpu_line
+
         batch: dict[int, object] = {}
         sets = 0
         sample_timeout = max(3 * interval, interval + 5.0)
         last_good = self.clock()
+        self.gpu_source = source
         try:
             async for line in self.transport.stream(
                 step, sample_timeout=sample_timeout, lifetime=GPU_STREAM_LIFETIME
@@ -742,6 +770,8 @@ class HostWatcher:
                 # Silent past its sample deadline: maybe the driver. The next one-shot checks
                 # with the hung guard before any new nvidia-smi starts.
                 self.nvsmi_stuck = True
+        finally:
+            self.gpu_source = None
         return sets
 
     async def _loop(self, group: str, interval: float) -> None:

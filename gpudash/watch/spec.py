@@ -73,7 +73,8 @@ class WatchSpec:
     script: str | None = None
     notes: str = ""
     discover: bool = False  # zero-config: find the run's processes and log ourselves
-    gpu_stream: bool = True  # GPU samples from one long-lived `nvidia-smi -lms` (see HostWatcher)
+    gpu_stream: bool = True  # GPU samples from one long-lived stream, not a process per tick
+    gpu_nvml: bool = True  # that stream reads NVML in one python3 (probes/nvml_stream.py) first
     log_follow: bool = True  # the log from one long-lived follower on the box (probes/logfollow.py)
     cadence: Cadence = field(default_factory=Cadence)
     thresholds: object | None = None  # gpudash.health Thresholds; None = defaults
@@ -119,6 +120,7 @@ def spec_from_host_config(hc) -> WatchSpec:
         insecure_known_hosts=bool(hc.insecure_known_hosts),
         connect_timeout=t.connect_timeout,
         log_follow=bool(getattr(hc, "log_follow", True)),
+        gpu_nvml=bool(getattr(hc, "gpu_nvml", True)),
     )
 
 

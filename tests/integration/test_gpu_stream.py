@@ -17,7 +17,8 @@ BIN = Path(__file__).resolve().parents[1] / "bin"
 async def test_one_stream_feeds_many_samples_and_dies_with_the_watch():
     token = "GDSTREAM" + os.urandom(4).hex()
     env = {"PATH": f"{BIN}:/usr/bin:/bin", "GD_TEST_TOKEN": token}
-    spec = WatchSpec(name="box", transport="local", mounts=("/",),
+    # the nvidia-smi stream itself (the NVML sampler, tried first by default: test_gpu_nvml.py)
+    spec = WatchSpec(name="box", transport="local", mounts=("/",), gpu_nvml=False,
                      cadence=Cadence(gpu=0.2, log=60, disk=60, jobs=60, files=60, probe_timeout=8))
     transport = LocalTransport("box", env=env)
     watcher = HostWatcher(spec, transport)
