@@ -153,11 +153,14 @@ async def gpudash_watch(seconds: float, nvml: bool) -> dict:
     await asyncio.sleep(seconds)
     b1, t1 = box(), time.perf_counter()
     source, following = w.gpu_source, w.log_following
+    identified, stream_apps = w._job_identified(), w._stream_apps
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     await t.close()
     return {"box_cpu_pct": (b1 - b0) / (t1 - t0) * 100, "seconds": t1 - t0, "gpu_source": source,
-            "log_followed": following, "gpus": len(w.gpus)}
+            "log_followed": following, "gpus": len(w.gpus),
+            "job_identified": identified, "apps_from_sampler": stream_apps,
+            "apps": len(w.apps or ())}
 
 
 async def gpudash_group(ticks: int, interval: float) -> dict:
@@ -209,14 +212,67 @@ def nvml_streams(nvsmi: list[str], seconds: float) -> dict:
     return out
 
 
+JOB_TAG = "gdbench-train-job"
+
+
+def start_job() -> None:
+    """A run holding GPU memory, its command line matching the watch's `pgrep` ("train"), as a
+    daemon: not a child of this process, so its CPU (a torch import) is not counted as gpudash's."""
+    code = "import torch, time; x = torch.empty(2**28, device='cuda'); time.sleep(900)"
+    subprocess.run(["/bin/sh", "-c", f"nohup python3 -c {code!r} {JOB_TAG} >/dev/null 2>&1 &"],
+                   check=True)
+    for _ in range(120):  # until it holds its 1 GiB tensor (not only its CUDA context)
+        r = subprocess.run(["nvidia-smi", "--query-compute-apps=used_memory",
+                            "--format=csv,noheader,nounits"], capture_output=True, text=True)
+        if any(w.isdigit() and int(w) >= 1024 for w in r.stdout.split()):
+            time.sleep(1)
+            return
+        time.sleep(0.5)
+    raise RuntimeError("the GPU job did not start")
+
+
+def stop_job() -> None:
+    subprocess.run(["pkill", "-f", JOB_TAG])
+
+
+def apps_vs_nvsmi(q: list[str]) -> dict:
+    """`nvidia-smi --query-compute-apps` and the sampler's apps block, side by side (nvidia-smi
+    before and after it: a list that moved in between shows as such)."""
+    from gpudash.probes.nvml_stream import nvml_stream_step
+
+    a = subprocess.run(q, capture_output=True, timeout=30).stdout.decode().strip().splitlines()
+    p = subprocess.Popen(["/bin/sh", "-c", nvml_stream_step(200).script], stdout=subprocess.PIPE)
+    rows = []
+    for _ in range(40):
+        line = p.stdout.readline()
+        if line.startswith(b"APPS "):
+            rows = [p.stdout.readline().decode().rstrip("\n")[2:]
+                    for _ in range(int(line[5:]) if line[5:].strip().isdigit() else 0)]
+            break
+    p.kill()
+    p.wait()
+    b = subprocess.run(q, capture_output=True, timeout=30).stdout.decode().strip().splitlines()
+    return {"nvidia_smi": a, "nvml": rows, "nvidia_smi_after": b, "equal": a == rows == b}
+
+
+PARTS = ("nvsmi", "nvml", "apps", "watch")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=12.0)
     ap.add_argument("--n", type=int, default=20)
-    ap.add_argument("--json")
+    ap.add_argument("--json", help="write the results here (keys already in the file that this "
+                                   "run did not measure are kept)")
     ap.add_argument("--watch-seconds", type=float, default=60.0,
                     help="length of each whole-watch window (NVML sampler on, then off)")
+    ap.add_argument("--parts", default=",".join(PARTS),
+                    help="what to measure: nvsmi (nvidia-smi itself and gpudash's steps), nvml "
+                         "(the sampler against nvidia-smi), apps (its compute-apps list against "
+                         "nvidia-smi's, a GPU job running), watch (the whole watch, no job and "
+                         "with a GPU job running)")
     a = ap.parse_args(argv)
+    parts = set(a.parts.split(","))
     if shutil.which("nvidia-smi") is None:
         print("no nvidia-smi here", file=sys.stderr)
         return 2
@@ -229,23 +285,48 @@ def main(argv=None) -> int:
         "machine": platform.node(),
         "gpu": subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True).stdout.strip(),
         "cores": os.cpu_count(),
-        "one_shot_core": one_shot(q("--query-gpu", CORE_FIELDS), a.n),
-        "one_shot_health": one_shot(q("--query-gpu", HEALTH_FIELDS), a.n),
-        "one_shot_apps": one_shot(q("--query-compute-apps", APPS_FIELDS), a.n),
-        "stream_lms500": stream(q("--query-gpu", CORE_FIELDS) + ["-lms", "500"], a.seconds),
-        "stream_lms2000": stream(q("--query-gpu", CORE_FIELDS) + ["-lms", "2000"], a.seconds * 2),
-        **nvml_streams(q("--query-gpu", CORE_FIELDS), a.seconds),
-        "nvml_vs_nvidia_smi": nvml_vs_nvsmi(q("--query-gpu", CORE_FIELDS)),
-        "gpudash_watch_nvml": asyncio.run(gpudash_watch(a.watch_seconds, True)),
-        "gpudash_watch_nvidia_smi": asyncio.run(gpudash_watch(a.watch_seconds, False)),
-        "gpudash_gpu_group_local": asyncio.run(gpudash_group(a.n, 0.2)),
-        "gpudash_step_box_cpu_ms": asyncio.run(gpudash_steps(a.n)),
     }
+    if "nvsmi" in parts:
+        out |= {
+            "one_shot_core": one_shot(q("--query-gpu", CORE_FIELDS), a.n),
+            "one_shot_health": one_shot(q("--query-gpu", HEALTH_FIELDS), a.n),
+            "one_shot_apps": one_shot(q("--query-compute-apps", APPS_FIELDS), a.n),
+            "stream_lms500": stream(q("--query-gpu", CORE_FIELDS) + ["-lms", "500"], a.seconds),
+            "stream_lms2000": stream(q("--query-gpu", CORE_FIELDS) + ["-lms", "2000"], a.seconds * 2),
+            "gpudash_gpu_group_local": asyncio.run(gpudash_group(a.n, 0.2)),
+            "gpudash_step_box_cpu_ms": asyncio.run(gpudash_steps(a.n)),
+        }
+    if "nvml" in parts or "apps" in parts:
+        if "nvml" in parts:
+            out["nvml_vs_nvidia_smi"] = nvml_vs_nvsmi(q("--query-gpu", CORE_FIELDS))
+        start_job()  # one compute app, so the sampler's per-sample apps check has one to list
+        try:
+            out["nvml_apps_vs_nvidia_smi"] = apps_vs_nvsmi(q("--query-compute-apps", APPS_FIELDS))
+            if "nvml" in parts:
+                out |= nvml_streams(q("--query-gpu", CORE_FIELDS), a.seconds)
+        finally:
+            stop_job()
+    if "watch" in parts:
+        for job in (False, True):
+            if job:
+                start_job()
+            try:
+                for nvml in (True, False):
+                    key = f"gpudash_watch_{'nvml' if nvml else 'nvidia_smi'}{'_job' if job else ''}"
+                    out[key] = asyncio.run(gpudash_watch(a.watch_seconds, nvml))
+            finally:
+                if job:
+                    stop_job()
     text = json.dumps(out, indent=2)
     print(text)
     if a.json:
+        try:
+            with open(a.json) as f:
+                out = json.load(f) | out
+        except (OSError, ValueError):
+            pass
         with open(a.json, "w") as f:
-            f.write(text)
+            f.write(json.dumps(out, indent=2))
     return 0
 
 

@@ -149,9 +149,13 @@ def section_a(a: dict, targets: list) -> list[str]:
         steps = (a.get("steps") or {}).get("per_step") or {}
         st = a.get("gpu_stream") or {}
         if real and steps and st and "error" not in st:
-            # Swap the stand-in nvidia-smi's costs for the real ones measured on an H100 box.
-            rs = real["stream_lms2000"].get("cpu_ms_per_sample_steady") or 0
+            # Swap the stand-in nvidia-smi's costs for the real ones measured on an H100 box:
+            # the NVML sampler's per sample (it lists the compute apps too, so no one-shot apps
+            # query runs) when it was measured there, else `nvidia-smi -lms` and the one-shot.
+            nv = real.get("stream_nvml2000") or {}
+            rs = nv.get("cpu_ms_per_sample_steady") or real["stream_lms2000"].get("cpu_ms_per_sample_steady") or 0
             rl = real.get("gpudash_step_box_cpu_ms", {})
+            apps_real = 0.0 if nv else rl.get("gpu_apps", 0)
 
             def project(run: dict) -> float:
                 """% of a core on an H100 for one cadence run: its box CPU, the stand-in's
@@ -163,18 +167,29 @@ def section_a(a: dict, targets: list) -> list[str]:
                          + steps.get("gpu_health", {}).get("box_cpu_ms", 0) / health_every
                          + steps.get("gpu_apps", {}).get("box_cpu_ms", 0) / apps_every)
                 realc = (rs / c.get("gpu", 2) + rl.get("gpu_health", 0) / health_every
-                         + rl.get("gpu_apps", 0) / apps_every)
+                         + apps_real / apps_every)
                 return (run.get("box_cpu_pct", 0) * 10 - stand + realc) / 10
 
             proj = project(cad)
             tmp = a.get("cadence_tmux") or {}
             proj_tmux = project(tmp) if tmp and "error" not in tmp else None
-            lines += ["", f"On a real H100 box (nvidia-smi measured there, `results/nvsmi_h100.json`): a one-shot core "
-                      f"query costs {_f(real['one_shot_core']['cpu_ms'], 1)} ms CPU, a `-lms` stream "
-                      f"{_f(rs, 1)} ms per sample ({_f(rs / 2 / 10, 2)}% of a core at 2 s on its own). Swapping "
-                      f"the stand-in's costs for those, the default cadences would cost the box about "
+            # the nvidia-smi stream measured beside the sampler in the same run, when it was
+            lms = (real.get("stream_lms2000_same_run") or real["stream_lms2000"]).get("cpu_ms_per_sample_steady") or 0
+            lines += ["", f"On a real H100 box (measured there, `results/nvsmi_h100.json`): a one-shot core "
+                      f"query costs {_f(real['one_shot_core']['cpu_ms'], 1)} ms CPU, a `nvidia-smi -lms` stream "
+                      f"{_f(lms, 1)} ms per sample ({_f(lms / 2 / 10, 2)}% of a core at 2 s on its own)"
+                      + (f", gpudash's NVML sampler {_f(rs, 2)} ms per sample, compute apps included" if nv else "")
+                      + f". Swapping the stand-in's costs for those, the default cadences would cost the box about "
                       f"{_f(proj, 2)}% of a core"
                       + (f", {_f(proj_tmux, 2)}% with the job in tmux" if proj_tmux is not None else "") + "."]
+            w, wj = real.get("gpudash_watch_nvml"), real.get("gpudash_watch_nvml_job")
+            ws, wsj = real.get("gpudash_watch_nvidia_smi"), real.get("gpudash_watch_nvidia_smi_job")
+            if w and wj:
+                lines += ["", f"Measured there directly (the whole watch at the default cadences, local transport, "
+                          f"so without sshd's share): {_f(w['box_cpu_pct'], 2)}% of a core with no job found, "
+                          f"{_f(wj['box_cpu_pct'], 2)}% with a GPU job running"
+                          + (f"; with `gpu_nvml = false` (nvidia-smi) {_f(ws['box_cpu_pct'], 2)}% and "
+                             f"{_f(wsj['box_cpu_pct'], 2)}%" if ws and wsj else "") + "."]
             targets.append(("(a) box CPU < 0.4% of a core, default cadences, projected on a real H100 (job in tmux)",
                             f"{_f(proj, 2)}% ({_f(proj_tmux, 2)}%)",
                             (proj_tmux if proj_tmux is not None else proj) < 0.4))

@@ -18,6 +18,12 @@ stays the one that speaks:
                         the watcher uses `nvidia-smi -lms` (and tries NVML again later)
     NVMLERR <fn> <code> an NVML call failed mid-stream (GPU lost, unknown error …): the agent
                         exits, the watcher runs a one-shot `nvidia-smi`, which says what it is
+    APPS <n>            the compute apps changed (and at the start): n lines follow, each
+    A <pid>, <name>, <MiB>, <gpu uuid>   as `nvidia-smi --query-compute-apps` prints them
+    APPS -              this NVML cannot list them: the watcher asks nvidia-smi, as before
+
+While the sampler runs, the compute apps it last sent are current (it looks every sample), so the
+watcher's jobs rounds start no `nvidia-smi --query-compute-apps` (~18 ms of CPU on an H100).
 
 A reading the GPU does not support becomes ``[N/A]`` and one the user may not read
 ``[Insufficient Permissions]``, as nvidia-smi prints them (both parse to ``None``).
@@ -96,6 +102,10 @@ class Value(Union):
     _fields_ = [("dVal", c_double), ("uiVal", c_uint), ("ullVal", c_ulonglong),
                 ("sllVal", c_int64), ("siVal", c_int), ("usVal", c_ushort)]
 
+class Proc(Structure):  # nvmlProcessInfo_t as the _v2 and _v3 calls fill it
+    _fields_ = [("pid", c_uint), ("usedGpuMemory", c_ulonglong), ("gpuInstanceId", c_uint),
+                ("computeInstanceId", c_uint)]
+
 class Field(Structure):
     _fields_ = [("fieldId", c_uint32), ("scopeId", c_uint32), ("timestamp", c_int64),
                 ("latencyUsec", c_int64), ("valueType", c_uint), ("nvmlReturn", c_uint),
@@ -116,6 +126,9 @@ mem2_fn, mem1_fn = fn("nvmlDeviceGetMemoryInfo_v2", False), fn("nvmlDeviceGetMem
 fields_fn, pci_fn = fn("nvmlDeviceGetFieldValues", False), fn("nvmlDeviceGetPciInfo_v3", False)
 name_fn, uuid_fn = fn("nvmlDeviceGetName"), fn("nvmlDeviceGetUUID")
 driver_fn = fn("nvmlSystemGetDriverVersion")
+procs_fn = (fn("nvmlDeviceGetComputeRunningProcesses_v3", False)
+            or fn("nvmlDeviceGetComputeRunningProcesses_v2", False))
+pname_fn = fn("nvmlSystemGetProcessName", False)
 
 NA, PERM = b"[N/A]", b"[Insufficient Permissions]"
 gone = set()  # (gpu, reading) the GPU does not support: not asked again (some cost ~0.2 ms)
@@ -149,7 +162,7 @@ for i in range(n):
 buf = create_string_buffer(96)
 drv = call(driver_fn, buf, c_uint(96)) or text(buf)
 MODES = {0: b"Default", 1: b"Exclusive_Thread", 2: b"Prohibited", 3: b"Exclusive_Process"}
-static = []
+static, uuids = [], []
 for i, h in enumerate(handles):
     uuid = call(uuid_fn, h, buf, c_uint(96)) or text(buf)
     name = call(name_fn, h, buf, c_uint(96)) or buf.value.replace(b"\n", b" ").replace(b"\r", b" ")
@@ -159,6 +172,7 @@ for i, h in enumerate(handles):
         bus = call(pci_fn, h, byref(p)) or p.busId.replace(b"\n", b" ").replace(b",", b" ")
     maxsm = call(maxclock_fn, h, c_uint(1), byref(u)) or b"%d" % u.value
     static.append((b"%d, %s, %s, %s, %s, " % (i, uuid, name, bus, drv), maxsm))
+    uuids.append(uuid)
 
 def uint(i, key, f, h, *a):
     return call(f, h, *a, byref(u), key=(i, key)) or b"%d" % u.value
@@ -219,11 +233,59 @@ def sample(i, h):
     return head + b", ".join((pst, temp, memtemp, ugpu, umem, mtot, mused, mfree, pw, limits[i],
                                sm, mc, maxsm, fan, mig, mode)) + b"\n"
 
+# Compute apps, as `nvidia-smi --query-compute-apps=pid,process_name,used_memory,gpu_uuid`
+# prints them, each line behind "A " (a process name is anyone's text: it must never read as a
+# GPU sample), after "APPS <count>"; sent at the start and whenever the list changes: the
+# stream running is the news that it did not. "APPS -": this box's NVML cannot list them.
+names = {}  # pid → name, for the pids of the last list only (a pid reused later is read anew)
+CAP = [64]
+
+def apps():
+    global names
+    rows, seen = [], {}
+    for i, h in enumerate(handles):
+        while True:
+            cnt = c_uint(CAP[0])
+            arr = (Proc * CAP[0])()
+            r = procs_fn(h, byref(cnt), arr)
+            if r == 7 and CAP[0] < 4096:  # more processes than room: grow, and ask again
+                CAP[0] *= 4
+                continue
+            break
+        if r:
+            return None
+        for k in range(min(cnt.value, CAP[0])):
+            p = arr[k]
+            nm = names.get(p.pid)
+            if nm is None:
+                b = create_string_buffer(256)
+                nm = (b.value.replace(b"\n", b" ").replace(b"\r", b" ")
+                      if pname_fn is not None and pname_fn(c_uint(p.pid), b, c_uint(256)) == 0
+                      else b"[Not Found]")
+            seen[p.pid] = nm
+            mem = NA if p.usedGpuMemory >= 0xFFFFFFFFFFFFFFF0 else b"%d" % (p.usedGpuMemory >> 20)
+            rows.append(b"A %d, %s, %s, %s\n" % (p.pid, nm, mem, uuids[i]))
+    names = seen
+    return rows
+
 if not handles:
     quit(b"NONVML no GPU")
+shown = False  # the last apps block sent (False: none yet)
 due = time.monotonic()
 while True:
-    say(b"".join([sample(i, h) for i, h in enumerate(handles)]))
+    out_b = b"".join([sample(i, h) for i, h in enumerate(handles)])
+    if procs_fn is not None and shown is not None:
+        rows = apps()
+        if rows is None:
+            out_b += b"APPS -\n"
+            shown = None  # not asked again: the watcher lists them with nvidia-smi
+        elif rows != shown:
+            out_b += b"APPS %d\n" % len(rows) + b"".join(rows)
+            shown = rows
+    elif shown is False:
+        out_b += b"APPS -\n"
+        shown = None
+    say(out_b)
     tick += 1
     due += iv
     now = time.monotonic()

@@ -31,6 +31,7 @@ HISTORY = 300  # samples per GPU: 10 minutes at 2 s, enough for the 5-minute uti
 LOG_LINES = 1000  # display lines kept per host
 LOG_BYTES_PER_TICK = 256 * 1024
 GPU_STREAM_LIFETIME = 3600.0  # a stream is replaced hourly; its remote `timeout` bounds it too
+MAX_STREAM_APPS = 4096  # a compute-apps block claiming more is not read
 NVML_RETRY = 600.0  # after the NVML sampler gave nothing, nvidia-smi streams this long before a retry
 LOG_FOLLOW_LIFETIME = 3600.0  # the log follower likewise
 # A follower that ended sooner than this counts as a failure: the next one waits longer
@@ -150,6 +151,9 @@ class HostWatcher:
         # can, else from `nvidia-smi -lms` (no python3 or libnvidia-ml, an NVML call failing).
         self.gpu_source: str | None = None  # "nvml" / "nvidia-smi": the stream running now
         self._nvml_retry_at = 0.0  # time.monotonic() before which the NVML sampler is not tried
+        # The NVML sampler lists the compute apps too, and sends them whenever they change: while
+        # it runs (and said it can), its last list is current and no jobs round asks nvidia-smi.
+        self._stream_apps = False
         self._follow_failures = 0
         self._follow_retry_at = 0.0  # time.monotonic() before which no follower starts
         self._log_gen = 0  # bumped when the log changes under a running follower (_reset_log)
@@ -208,7 +212,7 @@ class HostWatcher:
             from gpudash.probes import gpu, processes
 
             again = []
-            if "gpu_apps" not in keys:
+            if "gpu_apps" not in keys and not self._stream_apps:
                 again.append(gpu.gpu_apps_step(srun_jobid=self._srun_jobid(), guard_hung=self.nvsmi_stuck))
             if self.spec.pgrep and "procs" not in keys:
                 again.append(processes.processes_step(self.spec.pgrep))
@@ -319,7 +323,7 @@ class HostWatcher:
             return steps
         if group == "jobs":
             steps = []
-            if self._slow_due(self._apps_ran_at):
+            if not self._stream_apps and self._slow_due(self._apps_ran_at):
                 steps.append(gpu.gpu_apps_step(srun_jobid=self._srun_jobid(), guard_hung=stuck))
             steps.append(tmux.tmux_step())
             if s.pgrep and self._slow_due(self._procs_ran_at):
@@ -740,10 +744,24 @@ class HostWatcher:
         sample_timeout = max(3 * interval, interval + 5.0)
         last_good = self.clock()
         self.gpu_source = source
+        apps: list[bytes] | None = None  # the compute-apps block being read (NVML sampler)
+        want = 0
         try:
             async for line in self.transport.stream(
                 step, sample_timeout=sample_timeout, lifetime=GPU_STREAM_LIFETIME
             ):
+                if line[:1] == b"A":  # never a sample: those start with the GPU's index
+                    if line[:2] == b"A " and apps is not None:
+                        apps.append(line[2:])
+                        if len(apps) == want:
+                            self._apply_stream_apps(apps)
+                            apps = None
+                    elif line[:5] == b"APPS ":
+                        want, apps = self._apps_header(line[5:])
+                        if apps is not None and want == 0:
+                            self._apply_stream_apps(apps)
+                            apps = None
+                    continue
                 sample = parse_gpu_line(line)
                 if sample is None:
                     # Lines that are no samples (an error mid-stream) do not keep a stream alive:
@@ -772,7 +790,28 @@ class HostWatcher:
                 self.nvsmi_stuck = True
         finally:
             self.gpu_source = None
+            if self._stream_apps:  # current until now; the jobs rounds take over from here
+                self._apps_ran_at = time.monotonic()
+                self._stream_apps = False
         return sets
+
+    def _apps_header(self, rest: bytes) -> tuple[int, list[bytes] | None]:
+        """``APPS <n>``: n app lines follow; ``APPS -`` (or anything else): the sampler cannot
+        list them, and the jobs rounds ask nvidia-smi as before."""
+        count = rest.strip()
+        if count.isdigit() and int(count) <= MAX_STREAM_APPS:
+            return int(count), []
+        self._stream_apps = False
+        return 0, None
+
+    def _apply_stream_apps(self, rows: list[bytes]) -> None:
+        from gpudash.probes.gpu import parse_gpu_apps
+
+        parsed = parse_gpu_apps(b"\n".join(rows))
+        self.apps = None if isinstance(parsed, ProbeError) else parsed
+        self._apps_ran_at = time.monotonic()
+        self._stream_apps = True
+        self._refresh_soon()
 
     async def _loop(self, group: str, interval: float) -> None:
         if group == "gpu" and self.spec.gpu_stream:

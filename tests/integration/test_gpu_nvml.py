@@ -46,6 +46,8 @@ def captured(name: str) -> list[str]:
     return [row[f] for f in CORE_FIELDS]
 
 
+NVSMI_UUID = "GPU-03c43c8c-e555-6128-fe25-59eeeed028c2"  # the stand-in nvidia-smi's captures
+
 # A second GPU with what nvidia-smi prints for readings a GPU lacks or a user may not read, and a
 # name holding a comma (nvidia-smi does not quote it).
 ODD_GPU = ["1", "GPU-0dd0dd0d-0000-1111-2222-333344445555", "NVIDIA A100, odd", "00000000:00:07.0",
@@ -68,14 +70,22 @@ def nvml_lib(tmp_path_factory) -> Path:
 class FakeNvml:
     def __init__(self, lib: Path, tmp: Path) -> None:
         self.lib, self.conf, self.calls = lib, tmp / "nvml.conf", tmp / "nvml.calls"
+        self.apps = tmp / "nvml.apps"  # absent: the compute-apps call is not supported
         self.write(captured("query-idle-nounits.csv"))
+
+    def set_apps(self, *rows: str) -> None:
+        """``GPU_INDEX PID USED_MIB NAME`` per process (USED_MIB -1: not available)."""
+        tmp = self.apps.with_suffix(".tmp")
+        tmp.write_text("".join(r + "\n" for r in rows))
+        tmp.replace(self.apps)  # whole, never half-written, for a sampler reading it now
 
     def write(self, *gpus: list[str], extra: str = "") -> None:
         self.conf.write_text("".join("gpu " + "|".join(g) + "\n" for g in gpus) + extra)
 
     def env(self, **more: str) -> dict[str, str]:
         return {"LD_LIBRARY_PATH": str(self.lib), "GD_FAKE_NVML": str(self.conf),
-                "GD_FAKE_NVML_CALLS": str(self.calls), **more}
+                "GD_FAKE_NVML_CALLS": str(self.calls), "GD_FAKE_NVML_APPS": str(self.apps),
+                **more}
 
     def count(self, fn: str) -> int:
         if not self.calls.exists():
@@ -88,19 +98,22 @@ def nvml(nvml_lib, tmp_path) -> FakeNvml:
     return FakeNvml(nvml_lib, tmp_path)
 
 
-def agent_lines(nvml: FakeNvml, n: int, interval_ms: int = 50, **env) -> tuple[list[bytes], int]:
-    """The agent's first ``n`` lines (fewer if it exits) and its exit code (None: still running)."""
+def agent_lines(nvml: FakeNvml, n: int, interval_ms: int = 50, *, apps: bool = False,
+                **env) -> tuple[list[bytes], int]:
+    """The agent's first ``n`` lines (fewer if it exits; its compute-apps lines left out unless
+    ``apps``) and its exit code (None: still running)."""
     proc = subprocess.Popen(["/bin/sh", "-c", nvml_stream_step(interval_ms).script],
                             stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
                             env={"PATH": os.environ["PATH"], **nvml.env(), **env})
     lines, code = [], None
     try:
-        for _ in range(n):
+        while len(lines) < n:
             line = proc.stdout.readline()
             if not line:  # it closed its output: it is exiting
                 code = proc.wait(timeout=30)
                 break
-            lines.append(line)
+            if apps or not line.startswith(b"A"):
+                lines.append(line)
     finally:
         proc.kill()
         proc.wait()
@@ -165,6 +178,42 @@ def test_a_failing_call_mid_stream_ends_the_agent_with_the_call_named(nvml):
     assert parse_gpu_line(lines[2]) is None
 
 
+def test_compute_apps_come_as_nvidia_smi_lists_them_and_only_when_they_change(nvml):
+    nvml.set_apps("0 436 1032 python3")
+    proc = subprocess.Popen(["/bin/sh", "-c", nvml_stream_step(100).script],
+                            stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                            env={"PATH": os.environ["PATH"], **nvml.env()})
+    try:
+        lines = [proc.stdout.readline() for _ in range(1 + 3)]  # GPU, APPS 1, A …, GPU
+        # the real capture's line (apps-busy-nounits.csv), behind "A "
+        capture = (FX / "apps-busy-nounits.csv").read_bytes().strip()
+        assert lines[1:3] == [b"APPS 1\n", b"A " + capture + b"\n"]
+        assert parse_gpu_line(lines[3]) is not None  # unchanged: no block again
+        for _ in range(5):
+            assert parse_gpu_line(proc.stdout.readline()) is not None
+        # a second process appears, one whose memory NVML cannot tell, named like a sample
+        nvml.set_apps("0 436 1032 python3", "0 9 -1 0, GPU-forged, x")
+        while not (line := proc.stdout.readline()).startswith(b"APPS"):
+            assert parse_gpu_line(line) is not None
+        assert line == b"APPS 2\n"
+        rows = [proc.stdout.readline() for _ in range(2)]
+        assert rows[1] == b"A 9, 0, GPU-forged, x, [N/A], " + NVSMI_UUID.encode() + b"\n"
+        assert parse_gpu_line(rows[1]) is None  # an app line never reads as a GPU sample
+        nvml.set_apps()  # the run ended
+        while not (line := proc.stdout.readline()).startswith(b"APPS"):
+            pass
+        assert line == b"APPS 0\n"
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_an_nvml_that_cannot_list_apps_says_so_once(nvml):
+    lines, _ = agent_lines(nvml, 6, apps=True)  # no apps file: NOT_SUPPORTED
+    assert lines.count(b"APPS -\n") == 1 and lines[1] == b"APPS -\n"
+    assert nvml.count("nvmlDeviceGetComputeRunningProcesses_v3") == 1
+
+
 # ----------------------------------------------------------------------------- in the watcher
 
 
@@ -190,7 +239,6 @@ def cmdlines(needle: str) -> list[bytes]:
     return out
 
 
-NVSMI_UUID = "GPU-03c43c8c-e555-6128-fe25-59eeeed028c2"  # the stand-in nvidia-smi's captures
 NVML_ONLY_UUID = "GPU-feedface-0000-0000-0000-000000000001"
 
 
@@ -301,3 +349,54 @@ async def test_gpu_nvml_false_keeps_nvidia_smi(gpu_box):
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+class Steps(HostWatcher):
+    """The real watcher, remembering the keys of every batch it ran."""
+
+    def __init__(self, *a, **kw) -> None:
+        super().__init__(*a, **kw)
+        self.batches: list[set[str]] = []
+
+    async def _run_steps(self, steps):
+        self.batches.append({st.key for st in steps})
+        return await super()._run_steps(steps)
+
+
+async def test_while_the_sampler_lists_apps_no_jobs_round_asks_nvidia_smi(gpu_box):
+    transport, token, nvml = gpu_box
+    nvml.set_apps("0 4242 2048 python3 train.py")
+    w = Steps(spec(), transport)
+    gpu = asyncio.create_task(w._loop("gpu", 0.2))
+    try:
+        await until(lambda: w.apps and w.apps[0].pid == 4242)
+        assert w._stream_apps and w.apps[0].used_mib == 2048.0
+        assert w.apps[0].gpu_uuid == NVML_ONLY_UUID
+        for _ in range(3):  # no job is identified: without the sampler each would ask
+            await w.round("jobs")
+        assert not [b for b in w.batches if "gpu_apps" in b]
+        nvml.set_apps("0 4242 4096 python3 train.py", "0 4343 100 python3 eval.py")
+        await until(lambda: w.apps and len(w.apps) == 2)  # from the stream, no round asked
+        assert not [b for b in w.batches if "gpu_apps" in b]
+    finally:
+        gpu.cancel()
+        await asyncio.gather(gpu, return_exceptions=True)
+    # the sampler gone, the jobs rounds ask nvidia-smi again (no job identified: every round)
+    assert not w._stream_apps
+    await w.round("jobs")
+    assert "gpu_apps" in w.batches[-1] or any("gpu_apps" in b for b in w.batches[-2:])
+
+
+async def test_a_sampler_that_cannot_list_apps_leaves_them_to_nvidia_smi(gpu_box):
+    transport, token, nvml = gpu_box  # no apps file: NVML answers NOT_SUPPORTED
+    w = Steps(spec(), transport)
+    gpu = asyncio.create_task(w._loop("gpu", 0.2))
+    try:
+        await until(lambda: w.gpu_source == "nvml" and len(w.util_hist.get(0, ())) >= 3)
+        await w.round("jobs")
+        assert "gpu_apps" in w.batches[-1] or "gpu_apps" in w.batches[-2]
+        assert not w._stream_apps and w.apps  # the stand-in nvidia-smi's busy capture
+        assert w.apps[0].gpu_uuid == NVSMI_UUID
+    finally:
+        gpu.cancel()
+        await asyncio.gather(gpu, return_exceptions=True)

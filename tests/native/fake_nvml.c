@@ -11,6 +11,9 @@
  *                               Permissions] = NO_PERMISSION (4)
  *   fail FUNCTION AFTER RC      FUNCTION returns RC once it has answered AFTER times
  * GD_FAKE_NVML_CALLS=FILE: every call appends its function's name (to count them).
+ * GD_FAKE_NVML_APPS=FILE, read at every compute-apps call (so a test can change it under a
+ * running sampler), one process per line: GPU_INDEX PID USED_MIB|-1 NAME (the rest of the line).
+ * Without it the compute-apps call answers NOT_SUPPORTED.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +36,8 @@ typedef struct { char busIdLegacy[16]; unsigned int domain, bus, device, pciDevi
                  char busId[32]; } nvmlPciInfo_t;
 typedef union { double dVal; unsigned int uiVal; unsigned long ulVal; unsigned long long ullVal;
                 long long sllVal; int siVal; unsigned short usVal; } nvmlValue_t;
+typedef struct { unsigned int pid; unsigned long long usedGpuMemory;
+                 unsigned int gpuInstanceId, computeInstanceId; } nvmlProcessInfo_t;
 typedef struct { unsigned int fieldId, scopeId; long long timestamp, latencyUsec;
                  unsigned int valueType, nvmlReturn; nvmlValue_t value; } nvmlFieldValue_t;
 
@@ -174,4 +179,41 @@ int nvmlDeviceGetComputeMode(nvmlDevice_t h, unsigned int *m) {
   int r = gate("nvmlDeviceGetComputeMode"); if (r) return r;
   for (unsigned int k = 0; k < 4; k++) if (!strcmp(vals[DEV(h)][F_MODE], names[k])) { *m = k; return 0; }
   return 3;
+}
+
+static int app_lines(unsigned int gpu, unsigned int *pids, long long *mib, char names[][256], int cap) {
+  const char *path = getenv("GD_FAKE_NVML_APPS");
+  FILE *f = path ? fopen(path, "r") : NULL;
+  char line[512]; int n = 0;
+  if (!f) return -1;
+  while (fgets(line, sizeof line, f)) {
+    unsigned int g, pid; long long m; int used = 0;
+    if (sscanf(line, "%u %u %lld %n", &g, &pid, &m, &used) < 3 || g != gpu) continue;
+    if (n < cap) { pids[n] = pid; mib[n] = m; snprintf(names[n], 256, "%s", line + used); trim(names[n]); }
+    n++;
+  }
+  fclose(f);
+  return n;
+}
+int nvmlDeviceGetComputeRunningProcesses_v3(nvmlDevice_t h, unsigned int *count, nvmlProcessInfo_t *infos) {
+  unsigned int pids[64]; long long mib[64]; static char names[64][256];
+  int r = gate("nvmlDeviceGetComputeRunningProcesses_v3"); if (r) return r;
+  int n = app_lines(DEV(h), pids, mib, names, 64);
+  if (n < 0) return 3;
+  if ((unsigned)n > *count) { *count = n; return 7; }  /* INSUFFICIENT_SIZE */
+  for (int k = 0; k < n && k < 64; k++) {
+    infos[k].pid = pids[k]; infos[k].gpuInstanceId = infos[k].computeInstanceId = 0xFFFFFFFF;
+    infos[k].usedGpuMemory = mib[k] < 0 ? 0xFFFFFFFFFFFFFFFFULL : (unsigned long long)mib[k] << 20;
+  }
+  *count = n; return 0;
+}
+int nvmlSystemGetProcessName(unsigned int pid, char *name, unsigned int len) {
+  unsigned int pids[64]; long long mib[64]; static char names[64][256];
+  int r = gate("nvmlSystemGetProcessName"); if (r) return r;
+  for (unsigned int g = 0; g < MAXGPU; g++) {
+    int n = app_lines(g, pids, mib, names, 64);
+    for (int k = 0; k < n && k < 64; k++)
+      if (pids[k] == pid) { snprintf(name, len, "%s", names[k]); return 0; }
+  }
+  return 6;  /* NOT_FOUND */
 }
