@@ -57,6 +57,10 @@ async def test_procs_slow_while_tmux_vouches_at_once_when_it_stops(tmux_env):
         first = await jobs_round(w, t)
         assert any("procs" in b for b in first)
         assert [p.pid for p in w.processes] and w._job_identified()
+        # the scan ran in a batch of its own beside the rest (the round lasts as long as the
+        # scan, not the sum), and the round took both batches' answers
+        assert ["procs"] in first and any("tmux" in b for b in first)
+        assert any(s.name == "train" for s in w.tmux)
         assert any("gpu_apps" in b for b in first)
         # tmux says the job runs: the next rounds skip the /proc scan and the GPU-apps query.
         for _ in range(2):
