@@ -92,6 +92,7 @@ class GpudashApp(App[int]):
         self.views: dict[str, HostView] = {}
         self._pending: dict[str, HostView] = {}
         self.alerts: list[AlertItem] = []
+        self.alerts_gen = 0  # bumped whenever `alerts` changes (a screen tells if it is current)
         self._alerts_dirty = False
         self._triage_keys: dict[str, str | None] = {}
         self.selected_host: str | None = self.host_order[0] if self.host_order else None
@@ -162,6 +163,7 @@ class GpudashApp(App[int]):
         ev = message.event
         self.alerts.append(AlertItem(ev))
         del self.alerts[:-MAX_ALERTS]
+        self.alerts_gen += 1
         self._alerts_dirty = True
         if (ev.new is State.CRIT and ev.old is not State.CRIT and self.bell_on_critical
                 and not message.past):
@@ -356,6 +358,7 @@ class GpudashApp(App[int]):
             if item.event.host == host and not item.acked:
                 item.acked = True
                 n += 1
+        self.alerts_gen += 1
         self._alerts_dirty = True
         self._patch_view(host, alerts_unacked=0)
         self._flush_views()

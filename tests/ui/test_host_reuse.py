@@ -234,3 +234,31 @@ async def test_search_box_of_the_previous_host_is_closed_and_empty(fleet):
         lv = app.screen.query_one(LogView)
         assert not lv.has_class("-searching") and lv.query_one(Input).value == ""
         assert isinstance(app.focused, RunLog)
+
+
+async def test_a_view_that_lands_between_the_fill_and_the_push_is_shown(fleet):
+    """Opening a host fills its screen, then pushes it; the screen skips a second fill as it
+    comes back only when nothing arrived in between. A view that did is shown."""
+    from tests.ui.test_updates import with_snapshot
+
+    app = make_app(fleet)
+    async with app.run_test(size=LARGE) as pilot:
+        await pilot.pause()
+        app.open_host("h100-train")
+        await pilot.pause()
+        await pilot.press("escape")
+        await pilot.pause()
+        v = app.views["oom-box"]
+        newer = with_snapshot(v, log_lines=v.snapshot.log_lines + ("arrived in between",))
+        real_push = app.push_screen
+
+        def push(screen, *a, **kw):
+            app.views["oom-box"] = newer  # as the app's flush does while the overview is active
+            return real_push(screen, *a, **kw)
+
+        app.push_screen = push
+        app.open_host("oom-box")
+        await pilot.pause()
+        await pilot.pause()
+        assert isinstance(app.screen, HostScreen) and app.screen.host == "oom-box"
+        assert "arrived in between" in screen_text(app)

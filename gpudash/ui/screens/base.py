@@ -60,8 +60,12 @@ class DashMixin:
         self._styles_when_hidden = None
         if hidden_with is not None and hidden_with == _styles_key(self.app):
             event.refresh_styles = False
-        if self.dash_ready:
+        if self.dash_ready and self.stale_on_resume():
             self.full_refresh()
+
+    def stale_on_resume(self) -> bool:
+        """Whether the screen must catch up as it comes back (yes, unless it knows better)."""
+        return True
 
 
 def _styles_key(app) -> tuple | None:

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import re
 
+from rich.cells import cell_len
 from rich.highlighter import Highlighter
+from rich.segment import Segment
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
@@ -44,6 +46,11 @@ class MarkerHighlighter(Highlighter):
         self.styles = styles
         self.term: re.Pattern[str] | None = None
 
+    def marks(self, line: str) -> bool:
+        """Whether :meth:`highlight` would style anything in ``line``."""
+        return bool(COMPLETION_RE.search(line) or ERROR_RE.search(line) or WARN_RE.search(line)
+                    or (self.term is not None and self.term.search(line)))
+
     def highlight(self, text: Text) -> None:
         plain_text = text.plain
         if COMPLETION_RE.search(plain_text):
@@ -66,6 +73,25 @@ class RunLog(Log):
 
     current_match: int | None = None
     current_style = None
+
+    def _render_line_strip(self, y: int, rich_style) -> Strip:
+        # Textual 8's Log stores a rendered line in its cache only while text is selected (the
+        # store's test is the wrong way round), so every frame ran every visible line through
+        # Rich again: a quarter of opening a host. Kept here, in Log's own cache, which Log
+        # keeps true (lines written, pruned, cleared; restyled: theme, search term).
+        if self.text_selection is not None:
+            return super()._render_line_strip(y, rich_style)
+        cache = self._render_line_cache
+        strip = cache.get(y)
+        if strip is None:
+            line = self._process_line(self._lines[y])
+            if self.highlight and (not isinstance(self.highlighter, MarkerHighlighter)
+                                   or self.highlighter.marks(line)):
+                strip = super()._render_line_strip(y, rich_style)  # Rich lays out the marks
+            else:  # nothing to mark: the line in the log's style, as Rich renders it
+                strip = Strip([Segment(line, rich_style)], cell_len(line))
+            cache[y] = strip
+        return strip
 
     def render_line(self, y: int) -> Strip:
         strip = super().render_line(y)
