@@ -52,9 +52,13 @@ APPS_MEM_SLACK_MIB = 100.0
 # nvidia-smi in any other state is someone's `nvidia-smi dmon` or our own `-lms` stream, which
 # must not block probing forever. A healthy nvidia-smi passes through D for milliseconds (a
 # driver call, a page-in): it counts as stuck only when it is still in D a second later.
+# gpudash's own NVML sampler (probes/nvml_stream.py, a `python3` whose source says NONVML) is
+# looked at the same way: a hung driver leaves it in D inside an NVML call. The pattern's
+# bracket keeps it from matching this very script's command line.
 _GUARD = (
     "gd_d() { [ \"$(sed -n 's/^.*) \\([A-Z]\\).*$/\\1/p' \"/proc/$1/stat\" 2>/dev/null)\" = D ]; }; "
-    'for p in $(pgrep -u "$(id -u)" -x nvidia-smi 2>/dev/null); do '
+    'for p in $(pgrep -u "$(id -u)" -x nvidia-smi 2>/dev/null) '
+    '$(pgrep -u "$(id -u)" -f \'NONV[M]L\' 2>/dev/null); do '
     f'if gd_d "$p" && sleep 1 && gd_d "$p"; then echo {STUCK_MARKER}; exit 0; fi; '
     "done; "
 )
@@ -180,8 +184,8 @@ def nvidia_smi_error(lines: Sequence[str], exit_code: int | None) -> ProbeError 
         return None
 
     if STUCK_MARKER in text:
-        return ProbeError(Reason.DRIVER_HUNG, "a previous nvidia-smi is still stuck "
-                          "(uninterruptible): the driver is possibly hung", exit_code)
+        return ProbeError(Reason.DRIVER_HUNG, "a previous nvidia-smi (or NVML sampler) is still "
+                          "stuck (uninterruptible): the driver is possibly hung", exit_code)
     if exit_code is None or exit_code in (124, 137):
         return ProbeError(Reason.DRIVER_HUNG, "nvidia-smi did not finish before its deadline: "
                           "the driver is possibly hung (after an Xid?)", exit_code)

@@ -143,6 +143,37 @@ def test_an_nvidia_smi_passing_through_d_state_is_not_stuck(kit, stuck_nvidia_sm
     assert kit.calls() == 1
 
 
+def test_a_hung_nvml_sampler_is_driver_hung_and_no_nvidia_smi_starts(kit, dstate_binary, tmp_path,
+                                                                     figures):
+    """gpudash's NVML sampler (a `python3`) stuck in D inside an NVML call is a hung driver as
+    much as a stuck nvidia-smi: the guard reports it and starts no nvidia-smi beside it."""
+    import signal
+    import subprocess
+
+    from gpudash.probes import gpu
+    from gpudash.probes.gpu import parse_gpu
+
+    figures.fault("NVML sampler stuck in D state", "local")
+    sampler = tmp_path / "sampler" / "python3"  # named as the sampler is; its source says NONVML
+    sampler.parent.mkdir()
+    shutil.copy(dstate_binary, sampler)
+    proc = subprocess.Popen([str(sampler), "120000", "# gpudash-probe ... NONVML"],
+                            stdout=subprocess.PIPE)
+    child = int(proc.stdout.readline())
+    try:
+        stat = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        assert stat == "D"
+        env = dict(os.environ, PATH=f"{kit.bin}:{BIN}:{os.environ['PATH']}")
+        r = subprocess.run(["/bin/sh", "-c", gpu.gpu_step(guard_hung=True).script], env=env,
+                           capture_output=True, timeout=30)
+        res = parse_gpu(r.stdout, r.stderr, r.returncode)
+        assert res.reason is Reason.DRIVER_HUNG and "NVML sampler" in res.message
+        assert kit.calls() == 0, "an nvidia-smi was started beside the stuck sampler"
+    finally:
+        os.kill(child, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
 # ----------------------------------------------------------------------------- the link
 
 

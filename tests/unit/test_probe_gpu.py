@@ -246,8 +246,8 @@ LOST = (b"Unable to determine the device handle for GPU0000:00:06.0: GPU is lost
          " its deadline: the driver is possibly hung (after an Xid?)"),
         (b"", b"", None, Reason.DRIVER_HUNG, "nvidia-smi did not finish before its deadline: the "
          "driver is possibly hung (after an Xid?)"),
-        (b"@@GD_NVSMI_STUCK\n", b"", 0, Reason.DRIVER_HUNG, "a previous nvidia-smi is still stuck"
-         " (uninterruptible): the driver is possibly hung"),
+        (b"@@GD_NVSMI_STUCK\n", b"", 0, Reason.DRIVER_HUNG, "a previous nvidia-smi (or NVML "
+         "sampler) is still stuck (uninterruptible): the driver is possibly hung"),
         (b"", b"srun: error: Unable to confirm allocation for job 7: Invalid job id specified\n",
          1, Reason.PROBE_ERROR, "srun could not reach the job's node: srun: error: Unable to "
          "confirm allocation for job 7: Invalid job id specified"),
