@@ -235,24 +235,31 @@ def stop_job() -> None:
     subprocess.run(["pkill", "-f", JOB_TAG])
 
 
-def apps_vs_nvsmi(q: list[str]) -> dict:
-    """`nvidia-smi --query-compute-apps` and the sampler's apps block, side by side (nvidia-smi
-    before and after it: a list that moved in between shows as such)."""
+def blocks_vs_nvsmi(q_apps: list[str], q_health: list[str]) -> dict:
+    """`nvidia-smi --query-compute-apps` and the health query beside the sampler's apps and
+    health blocks (nvidia-smi before and after it: a value that moved in between shows)."""
     from gpudash.probes.nvml_stream import nvml_stream_step
 
-    a = subprocess.run(q, capture_output=True, timeout=30).stdout.decode().strip().splitlines()
+    def nvsmi(q):
+        return subprocess.run(q, capture_output=True, timeout=30).stdout.decode().strip().splitlines()
+
+    before = {"apps": nvsmi(q_apps), "health": nvsmi(q_health)}
     p = subprocess.Popen(["/bin/sh", "-c", nvml_stream_step(200).script], stdout=subprocess.PIPE)
-    rows = []
-    for _ in range(40):
+    got: dict = {}
+    for _ in range(60):
         line = p.stdout.readline()
-        if line.startswith(b"APPS "):
-            rows = [p.stdout.readline().decode().rstrip("\n")[2:]
-                    for _ in range(int(line[5:]) if line[5:].strip().isdigit() else 0)]
+        for head, key in ((b"APPS ", "apps"), (b"HEALTH ", "health")):
+            if line.startswith(head):
+                n = line[len(head):].strip()
+                got[key] = [p.stdout.readline().decode().rstrip("\n")[2:]
+                            for _ in range(int(n) if n.isdigit() else 0)]
+        if len(got) == 2:
             break
     p.kill()
     p.wait()
-    b = subprocess.run(q, capture_output=True, timeout=30).stdout.decode().strip().splitlines()
-    return {"nvidia_smi": a, "nvml": rows, "nvidia_smi_after": b, "equal": a == rows == b}
+    after = {"apps": nvsmi(q_apps), "health": nvsmi(q_health)}
+    return {k: {"nvidia_smi": before[k], "nvml": got.get(k), "nvidia_smi_after": after[k],
+                "equal": before[k] == got.get(k) == after[k]} for k in ("apps", "health")}
 
 
 PARTS = ("nvsmi", "nvml", "apps", "watch")
@@ -301,7 +308,10 @@ def main(argv=None) -> int:
             out["nvml_vs_nvidia_smi"] = nvml_vs_nvsmi(q("--query-gpu", CORE_FIELDS))
         start_job()  # one compute app, so the sampler's per-sample apps check has one to list
         try:
-            out["nvml_apps_vs_nvidia_smi"] = apps_vs_nvsmi(q("--query-compute-apps", APPS_FIELDS))
+            blocks = blocks_vs_nvsmi(q("--query-compute-apps", APPS_FIELDS),
+                                     q("--query-gpu", HEALTH_FIELDS))
+            out["nvml_apps_vs_nvidia_smi"] = blocks["apps"]
+            out["nvml_health_vs_nvidia_smi"] = blocks["health"]
             if "nvml" in parts:
                 out |= nvml_streams(q("--query-gpu", CORE_FIELDS), a.seconds)
         finally:

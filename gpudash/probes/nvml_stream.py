@@ -22,8 +22,14 @@ stays the one that speaks:
     A <pid>, <name>, <MiB>, <gpu uuid>   as `nvidia-smi --query-compute-apps` prints them
     APPS -              this NVML cannot list them: the watcher asks nvidia-smi, as before
 
-While the sampler runs, the compute apps it last sent are current (it looks every sample), so the
-watcher's jobs rounds start no `nvidia-smi --query-compute-apps` (~18 ms of CPU on an H100).
+    HEALTH <n>          the health readings changed (and at the start): n lines follow, each
+    H <index>, <ECC>, <events>   as the health query prints them (uncorrectable volatile ECC
+                        total, active clock-event reasons as 0x + 16 hex digits)
+
+While the sampler runs, the compute apps and health readings it last sent are current (it looks
+every sample), so the watcher starts no `nvidia-smi --query-compute-apps` (~18 ms of CPU on an
+H100) in its jobs rounds and no health query (~23 ms) in its disk rounds: in the steady state no
+nvidia-smi runs on the box at all.
 
 A reading the GPU does not support becomes ``[N/A]`` and one the user may not read
 ``[Insufficient Permissions]``, as nvidia-smi prints them (both parse to ``None``).
@@ -129,6 +135,9 @@ driver_fn = fn("nvmlSystemGetDriverVersion")
 procs_fn = (fn("nvmlDeviceGetComputeRunningProcesses_v3", False)
             or fn("nvmlDeviceGetComputeRunningProcesses_v2", False))
 pname_fn = fn("nvmlSystemGetProcessName", False)
+ecc_fn = fn("nvmlDeviceGetTotalEccErrors", False)
+events_fn = (fn("nvmlDeviceGetCurrentClocksEventReasons", False)
+             or fn("nvmlDeviceGetCurrentClocksThrottleReasons", False))
 
 NA, PERM = b"[N/A]", b"[Insufficient Permissions]"
 gone = set()  # (gpu, reading) the GPU does not support: not asked again (some cost ~0.2 ms)
@@ -268,8 +277,25 @@ def apps():
     names = seen
     return rows
 
+# The health query's columns (uncorrectable volatile ECC total, the active clock-event
+# reasons), as `nvidia-smi --query-gpu=index,ecc.errors.uncorrected.volatile.total,
+# clocks_throttle_reasons.active` prints them, each line behind "H ", after "HEALTH <count>";
+# sent at the start and whenever a value changes.
+def health():
+    rows = []
+    v = c_ulonglong()
+    for i, h in enumerate(handles):
+        ecc = events = NA
+        if ecc_fn is not None:  # uncorrected (1), volatile (0): since the last driver load
+            ecc = call(ecc_fn, h, c_uint(1), c_uint(0), byref(v), key=(i, 20)) or b"%d" % v.value
+        if events_fn is not None:
+            events = call(events_fn, h, byref(v), key=(i, 21)) or b"0x%016x" % v.value
+        rows.append(b"H %d, %s, %s\n" % (i, ecc, events))
+    return rows
+
 if not handles:
     quit(b"NONVML no GPU")
+shown_health = None
 shown = False  # the last apps block sent (False: none yet)
 due = time.monotonic()
 while True:
@@ -285,6 +311,10 @@ while True:
     elif shown is False:
         out_b += b"APPS -\n"
         shown = None
+    rows = health()
+    if rows != shown_health:
+        out_b += b"HEALTH %d\n" % len(rows) + b"".join(rows)
+        shown_health = rows
     say(out_b)
     tick += 1
     due += iv

@@ -31,7 +31,7 @@ HISTORY = 300  # samples per GPU: 10 minutes at 2 s, enough for the 5-minute uti
 LOG_LINES = 1000  # display lines kept per host
 LOG_BYTES_PER_TICK = 256 * 1024
 GPU_STREAM_LIFETIME = 3600.0  # a stream is replaced hourly; its remote `timeout` bounds it too
-MAX_STREAM_APPS = 4096  # a compute-apps block claiming more is not read
+MAX_STREAM_ROWS = 4096  # an apps or health block claiming more rows is not read
 NVML_RETRY = 600.0  # after the NVML sampler gave nothing, nvidia-smi streams this long before a retry
 LOG_FOLLOW_LIFETIME = 3600.0  # the log follower likewise
 # A follower that ended sooner than this counts as a failure: the next one waits longer
@@ -151,9 +151,11 @@ class HostWatcher:
         # can, else from `nvidia-smi -lms` (no python3 or libnvidia-ml, an NVML call failing).
         self.gpu_source: str | None = None  # "nvml" / "nvidia-smi": the stream running now
         self._nvml_retry_at = 0.0  # time.monotonic() before which the NVML sampler is not tried
-        # The NVML sampler lists the compute apps too, and sends them whenever they change: while
-        # it runs (and said it can), its last list is current and no jobs round asks nvidia-smi.
+        # The NVML sampler lists the compute apps and the health readings too, and sends them
+        # whenever they change: while it runs (and said it can), what it last sent is current,
+        # and no jobs or disk round asks nvidia-smi for them.
         self._stream_apps = False
+        self._stream_health = False
         self._follow_failures = 0
         self._follow_retry_at = 0.0  # time.monotonic() before which no follower starts
         self._log_gen = 0  # bumped when the log changes under a running follower (_reset_log)
@@ -326,7 +328,7 @@ class HostWatcher:
         if group == "disk":
             steps = [disk.df_bytes_step(s.mounts), disk.df_inodes_step(s.mounts),
                      memory.memory_step(self._job_pid())]
-            if self._gpu_health_due():
+            if not self._stream_health and self._gpu_health_due():
                 steps.append(gpu.gpu_health_step(srun_jobid=self._srun_jobid(), guard_hung=stuck))
             return steps
         if group == "jobs":
@@ -752,23 +754,21 @@ class HostWatcher:
         sample_timeout = max(3 * interval, interval + 5.0)
         last_good = self.clock()
         self.gpu_source = source
-        apps: list[bytes] | None = None  # the compute-apps block being read (NVML sampler)
-        want = 0
+        block: list[bytes] | None = None  # an apps or health block being read (NVML sampler)
+        kind, want = b"", 0
         try:
             async for line in self.transport.stream(
                 step, sample_timeout=sample_timeout, lifetime=GPU_STREAM_LIFETIME
             ):
-                if line[:1] == b"A":  # never a sample: those start with the GPU's index
-                    if line[:2] == b"A " and apps is not None:
-                        apps.append(line[2:])
-                        if len(apps) == want:
-                            self._apply_stream_apps(apps)
-                            apps = None
-                    elif line[:5] == b"APPS ":
-                        want, apps = self._apps_header(line[5:])
-                        if apps is not None and want == 0:
-                            self._apply_stream_apps(apps)
-                            apps = None
+                if line[:1] in (b"A", b"H"):  # never a sample: those start with the GPU's index
+                    if line[1:2] == b" " and block is not None and line[:1] == kind:
+                        block.append(line[2:])
+                    else:  # "APPS <n>" / "HEALTH <n>" (a row of no open block is dropped)
+                        kind = line[:1]
+                        want, block = self._block_header(line)
+                    if block is not None and len(block) == want:
+                        self._apply_block(kind, block)
+                        block = None
                     continue
                 sample = parse_gpu_line(line)
                 if sample is None:
@@ -798,27 +798,44 @@ class HostWatcher:
                 self.nvsmi_stuck = True
         finally:
             self.gpu_source = None
-            if self._stream_apps:  # current until now; the jobs rounds take over from here
+            # current until now; the jobs and disk rounds take over from here
+            if self._stream_apps:
                 self._apps_ran_at = time.monotonic()
                 self._stream_apps = False
+            if self._stream_health:
+                self._gpu_health_at = time.monotonic()
+                self._stream_health = False
         return sets
 
-    def _apps_header(self, rest: bytes) -> tuple[int, list[bytes] | None]:
-        """``APPS <n>``: n app lines follow; ``APPS -`` (or anything else): the sampler cannot
-        list them, and the jobs rounds ask nvidia-smi as before."""
-        count = rest.strip()
-        if count.isdigit() and int(count) <= MAX_STREAM_APPS:
+    def _block_header(self, line: bytes) -> tuple[int, list[bytes] | None]:
+        """``APPS <n>`` / ``HEALTH <n>``: n lines follow. ``APPS -`` (or anything unreadable):
+        the sampler cannot list them, and the rounds ask nvidia-smi as before."""
+        name, _, count = line.partition(b" ")
+        count = count.strip()
+        if name in (b"APPS", b"HEALTH") and count.isdigit() and int(count) <= MAX_STREAM_ROWS:
             return int(count), []
-        self._stream_apps = False
+        if name == b"APPS":
+            self._stream_apps = False
+        elif name == b"HEALTH":
+            self._stream_health = False
         return 0, None
 
-    def _apply_stream_apps(self, rows: list[bytes]) -> None:
-        from gpudash.probes.gpu import parse_gpu_apps
+    def _apply_block(self, kind: bytes, rows: list[bytes]) -> None:
+        from gpudash.probes.gpu import parse_gpu_apps, parse_gpu_health
 
-        parsed = parse_gpu_apps(b"\n".join(rows))
-        self.apps = None if isinstance(parsed, ProbeError) else parsed
-        self._apps_ran_at = time.monotonic()
-        self._stream_apps = True
+        if kind == b"A":
+            parsed = parse_gpu_apps(b"\n".join(rows))
+            self.apps = None if isinstance(parsed, ProbeError) else parsed
+            self._apps_ran_at = time.monotonic()
+            self._stream_apps = True
+        else:
+            parsed = parse_gpu_health(b"\n".join(rows))
+            if isinstance(parsed, ProbeError):  # unreadable: the disk rounds ask nvidia-smi
+                self._stream_health = False
+                return
+            self.gpu_health = parsed
+            self._gpu_health_at = time.monotonic()
+            self._stream_health = True
         self._refresh_soon()
 
     async def _loop(self, group: str, interval: float) -> None:

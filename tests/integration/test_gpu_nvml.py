@@ -71,6 +71,7 @@ class FakeNvml:
     def __init__(self, lib: Path, tmp: Path) -> None:
         self.lib, self.conf, self.calls = lib, tmp / "nvml.conf", tmp / "nvml.calls"
         self.apps = tmp / "nvml.apps"  # absent: the compute-apps call is not supported
+        self.health = tmp / "nvml.health"  # absent: the ECC and clock-event calls are not
         self.write(captured("query-idle-nounits.csv"))
 
     def set_apps(self, *rows: str) -> None:
@@ -79,13 +80,19 @@ class FakeNvml:
         tmp.write_text("".join(r + "\n" for r in rows))
         tmp.replace(self.apps)  # whole, never half-written, for a sampler reading it now
 
+    def set_health(self, *rows: str) -> None:
+        """``GPU_INDEX ECC_TOTAL MASK_HEX`` per GPU (ECC -1: not supported)."""
+        tmp = self.health.with_suffix(".tmp")
+        tmp.write_text("".join(r + "\n" for r in rows))
+        tmp.replace(self.health)
+
     def write(self, *gpus: list[str], extra: str = "") -> None:
         self.conf.write_text("".join("gpu " + "|".join(g) + "\n" for g in gpus) + extra)
 
     def env(self, **more: str) -> dict[str, str]:
         return {"LD_LIBRARY_PATH": str(self.lib), "GD_FAKE_NVML": str(self.conf),
                 "GD_FAKE_NVML_CALLS": str(self.calls), "GD_FAKE_NVML_APPS": str(self.apps),
-                **more}
+                "GD_FAKE_NVML_HEALTH": str(self.health), **more}
 
     def count(self, fn: str) -> int:
         if not self.calls.exists():
@@ -98,10 +105,10 @@ def nvml(nvml_lib, tmp_path) -> FakeNvml:
     return FakeNvml(nvml_lib, tmp_path)
 
 
-def agent_lines(nvml: FakeNvml, n: int, interval_ms: int = 50, *, apps: bool = False,
+def agent_lines(nvml: FakeNvml, n: int, interval_ms: int = 50, *, blocks: bool = False,
                 **env) -> tuple[list[bytes], int]:
-    """The agent's first ``n`` lines (fewer if it exits; its compute-apps lines left out unless
-    ``apps``) and its exit code (None: still running)."""
+    """The agent's first ``n`` lines (fewer if it exits; its compute-apps and health lines left
+    out unless ``blocks``) and its exit code (None: still running)."""
     proc = subprocess.Popen(["/bin/sh", "-c", nvml_stream_step(interval_ms).script],
                             stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
                             env={"PATH": os.environ["PATH"], **nvml.env(), **env})
@@ -112,7 +119,7 @@ def agent_lines(nvml: FakeNvml, n: int, interval_ms: int = 50, *, apps: bool = F
             if not line:  # it closed its output: it is exiting
                 code = proc.wait(timeout=30)
                 break
-            if apps or not line.startswith(b"A"):
+            if blocks or line[:1] not in (b"A", b"H"):
                 lines.append(line)
     finally:
         proc.kill()
@@ -178,38 +185,76 @@ def test_a_failing_call_mid_stream_ends_the_agent_with_the_call_named(nvml):
     assert parse_gpu_line(lines[2]) is None
 
 
+class Agent:
+    """The sampler as a process, read line by line, one kind of block set aside."""
+
+    def __init__(self, nvml: FakeNvml, skip: bytes, interval_ms: int = 100) -> None:
+        self.skip = skip
+        self.proc = subprocess.Popen(["/bin/sh", "-c", nvml_stream_step(interval_ms).script],
+                                     stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                                     env={"PATH": os.environ["PATH"], **nvml.env()})
+
+    def line(self) -> bytes:
+        while (line := self.proc.stdout.readline())[:1] == self.skip:
+            pass
+        return line
+
+    def until(self, head: bytes) -> bytes:
+        """The next line starting with ``head``; every line before it must be a GPU sample."""
+        while not (line := self.line()).startswith(head):
+            assert parse_gpu_line(line) is not None, line
+        return line
+
+    def close(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
 def test_compute_apps_come_as_nvidia_smi_lists_them_and_only_when_they_change(nvml):
     nvml.set_apps("0 436 1032 python3")
-    proc = subprocess.Popen(["/bin/sh", "-c", nvml_stream_step(100).script],
-                            stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                            env={"PATH": os.environ["PATH"], **nvml.env()})
+    agent = Agent(nvml, skip=b"H")
     try:
-        lines = [proc.stdout.readline() for _ in range(1 + 3)]  # GPU, APPS 1, A …, GPU
+        lines = [agent.line() for _ in range(1 + 3)]  # GPU, APPS 1, A …, GPU
         # the real capture's line (apps-busy-nounits.csv), behind "A "
         capture = (FX / "apps-busy-nounits.csv").read_bytes().strip()
         assert lines[1:3] == [b"APPS 1\n", b"A " + capture + b"\n"]
         assert parse_gpu_line(lines[3]) is not None  # unchanged: no block again
         for _ in range(5):
-            assert parse_gpu_line(proc.stdout.readline()) is not None
+            assert parse_gpu_line(agent.line()) is not None
         # a second process appears, one whose memory NVML cannot tell, named like a sample
         nvml.set_apps("0 436 1032 python3", "0 9 -1 0, GPU-forged, x")
-        while not (line := proc.stdout.readline()).startswith(b"APPS"):
-            assert parse_gpu_line(line) is not None
-        assert line == b"APPS 2\n"
-        rows = [proc.stdout.readline() for _ in range(2)]
+        assert agent.until(b"APPS") == b"APPS 2\n"
+        rows = [agent.line() for _ in range(2)]
         assert rows[1] == b"A 9, 0, GPU-forged, x, [N/A], " + NVSMI_UUID.encode() + b"\n"
         assert parse_gpu_line(rows[1]) is None  # an app line never reads as a GPU sample
         nvml.set_apps()  # the run ended
-        while not (line := proc.stdout.readline()).startswith(b"APPS"):
-            pass
-        assert line == b"APPS 0\n"
+        assert agent.until(b"APPS") == b"APPS 0\n"
     finally:
-        proc.kill()
-        proc.wait()
+        agent.close()
+
+
+def test_health_comes_as_the_health_query_prints_it_and_only_when_it_changes(nvml):
+    """The idle capture's ECC and clock-event columns (query-idle-nounits.csv), then a new
+    uncorrectable ECC error and a thermal slowdown."""
+    nvml.set_health("0 0 0x1")
+    agent = Agent(nvml, skip=b"A")
+    try:
+        lines = [agent.line() for _ in range(1 + 2 + 3)]
+        idle = (FX / "query-idle-nounits.csv").read_text().split(", ")
+        assert lines[1:3] == [b"HEALTH 1\n", f"H 0, {idle[19]}, {idle[20]}\n".encode()]
+        assert all(parse_gpu_line(ln) is not None for ln in lines[3:])  # unchanged: no block
+        nvml.set_health("0 2 0x21")
+        assert agent.until(b"HEALTH") == b"HEALTH 1\n"
+        assert agent.line() == b"H 0, 2, 0x0000000000000021\n"
+        nvml.set_health("0 -1 0x0")  # ECC switched off: nvidia-smi's placeholder
+        assert agent.until(b"HEALTH") == b"HEALTH 1\n"
+        assert agent.line() == b"H 0, [N/A], 0x0000000000000000\n"
+    finally:
+        agent.close()
 
 
 def test_an_nvml_that_cannot_list_apps_says_so_once(nvml):
-    lines, _ = agent_lines(nvml, 6, apps=True)  # no apps file: NOT_SUPPORTED
+    lines, _ = agent_lines(nvml, 6, blocks=True)  # no apps file: NOT_SUPPORTED
     assert lines.count(b"APPS -\n") == 1 and lines[1] == b"APPS -\n"
     assert nvml.count("nvmlDeviceGetComputeRunningProcesses_v3") == 1
 
@@ -400,3 +445,29 @@ async def test_a_sampler_that_cannot_list_apps_leaves_them_to_nvidia_smi(gpu_box
     finally:
         gpu.cancel()
         await asyncio.gather(gpu, return_exceptions=True)
+
+
+async def test_while_the_sampler_sends_health_no_disk_round_asks_nvidia_smi(gpu_box):
+    transport, token, nvml = gpu_box
+    nvml.set_health("0 0 0x1")
+    w = Steps(spec(), transport)
+    gpu = asyncio.create_task(w._loop("gpu", 0.2))
+    try:
+        await until(lambda: w._stream_health and w.gpu_health)
+        assert (w.gpu_health[0].ecc_uncorrected, w.gpu_health[0].throttle_mask) == (0, 1)
+        w._gpu_health_at = None  # as if never asked: a disk round would ask nvidia-smi now
+        for _ in range(2):
+            await w.round("disk")
+        assert not [b for b in w.batches if "gpu_health" in b]
+        nvml.set_health("0 3 0x40")  # an uncorrectable ECC error, a HW thermal slowdown
+        await until(lambda: w.gpu_health[0].ecc_uncorrected == 3)
+        assert w.gpu_health[0].throttle_mask == 0x40
+        assert not [b for b in w.batches if "gpu_health" in b]
+    finally:
+        gpu.cancel()
+        await asyncio.gather(gpu, return_exceptions=True)
+    # the sampler gone, the disk rounds ask nvidia-smi again once the health query is due
+    assert not w._stream_health
+    w._gpu_health_at = None
+    await w.round("disk")
+    assert "gpu_health" in w.batches[-1]

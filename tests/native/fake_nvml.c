@@ -14,6 +14,8 @@
  * GD_FAKE_NVML_APPS=FILE, read at every compute-apps call (so a test can change it under a
  * running sampler), one process per line: GPU_INDEX PID USED_MIB|-1 NAME (the rest of the line).
  * Without it the compute-apps call answers NOT_SUPPORTED.
+ * GD_FAKE_NVML_HEALTH=FILE, read at every call too: GPU_INDEX ECC_TOTAL|-1 EVENT_MASK_HEX per line
+ * (-1: ECC not supported). Without it both calls answer NOT_SUPPORTED.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -216,4 +218,30 @@ int nvmlSystemGetProcessName(unsigned int pid, char *name, unsigned int len) {
       if (pids[k] == pid) { snprintf(name, len, "%s", names[k]); return 0; }
   }
   return 6;  /* NOT_FOUND */
+}
+
+static int health_line(unsigned int gpu, long long *ecc, unsigned long long *mask) {
+  const char *path = getenv("GD_FAKE_NVML_HEALTH");
+  FILE *f = path ? fopen(path, "r") : NULL;
+  char line[256]; int found = 0;
+  if (!f) return 3;
+  while (fgets(line, sizeof line, f)) {
+    unsigned int g; long long e; unsigned long long m;
+    if (sscanf(line, "%u %lld %llx", &g, &e, &m) == 3 && g == gpu) { *ecc = e; *mask = m; found = 1; }
+  }
+  fclose(f);
+  return found ? 0 : 3;
+}
+int nvmlDeviceGetTotalEccErrors(nvmlDevice_t h, int errorType, int counterType, unsigned long long *count) {
+  long long e; unsigned long long m;
+  int r = gate("nvmlDeviceGetTotalEccErrors"); if (r) return r;
+  if (errorType != 1 || counterType != 0) return 2;  /* gpudash asks uncorrected, volatile */
+  if ((r = health_line(DEV(h), &e, &m))) return r;
+  if (e < 0) return 3;
+  *count = (unsigned long long)e; return 0;
+}
+int nvmlDeviceGetCurrentClocksEventReasons(nvmlDevice_t h, unsigned long long *mask) {
+  long long e; int r = gate("nvmlDeviceGetCurrentClocksEventReasons"); if (r) return r;
+  if ((r = health_line(DEV(h), &e, mask))) return r;
+  return 0;
 }
