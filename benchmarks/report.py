@@ -150,12 +150,14 @@ def section_a(a: dict, targets: list) -> list[str]:
         st = a.get("gpu_stream") or {}
         if real and steps and st and "error" not in st:
             # Swap the stand-in nvidia-smi's costs for the real ones measured on an H100 box:
-            # the NVML sampler's per sample (it lists the compute apps too, so no one-shot apps
-            # query runs) when it was measured there, else `nvidia-smi -lms` and the one-shot.
+            # the NVML sampler's per sample (it sends the compute apps and the health readings
+            # too, so no one-shot query runs) when it was measured there, else `nvidia-smi -lms`
+            # and the one-shots.
             nv = real.get("stream_nvml2000") or {}
             rs = nv.get("cpu_ms_per_sample_steady") or real["stream_lms2000"].get("cpu_ms_per_sample_steady") or 0
             rl = real.get("gpudash_step_box_cpu_ms", {})
             apps_real = 0.0 if nv else rl.get("gpu_apps", 0)
+            health_real = 0.0 if nv else rl.get("gpu_health", 0)
 
             def project(run: dict) -> float:
                 """% of a core on an H100 for one cadence run: its box CPU, the stand-in's
@@ -166,8 +168,7 @@ def section_a(a: dict, targets: list) -> list[str]:
                 stand = (st.get("box_cpu_ms_per_sample", 0) / c.get("gpu", 2)
                          + steps.get("gpu_health", {}).get("box_cpu_ms", 0) / health_every
                          + steps.get("gpu_apps", {}).get("box_cpu_ms", 0) / apps_every)
-                realc = (rs / c.get("gpu", 2) + rl.get("gpu_health", 0) / health_every
-                         + apps_real / apps_every)
+                realc = rs / c.get("gpu", 2) + health_real / health_every + apps_real / apps_every
                 return (run.get("box_cpu_pct", 0) * 10 - stand + realc) / 10
 
             proj = project(cad)
@@ -178,7 +179,7 @@ def section_a(a: dict, targets: list) -> list[str]:
             lines += ["", f"On a real H100 box (measured there, `results/nvsmi_h100.json`): a one-shot core "
                       f"query costs {_f(real['one_shot_core']['cpu_ms'], 1)} ms CPU, a `nvidia-smi -lms` stream "
                       f"{_f(lms, 1)} ms per sample ({_f(lms / 2 / 10, 2)}% of a core at 2 s on its own)"
-                      + (f", gpudash's NVML sampler {_f(rs, 2)} ms per sample, compute apps included" if nv else "")
+                      + (f", gpudash's NVML sampler {_f(rs, 2)} ms per sample, compute apps and health included" if nv else "")
                       + f". Swapping the stand-in's costs for those, the default cadences would cost the box about "
                       f"{_f(proj, 2)}% of a core"
                       + (f", {_f(proj_tmux, 2)}% with the job in tmux" if proj_tmux is not None else "") + "."]
