@@ -44,17 +44,11 @@ from __future__ import annotations
 
 import shlex
 
-from gpudash.probes.gpu import CORE_FIELDS
 from gpudash.transport.base import PROBE_MARKER, Step
 
-__all__ = ["nvml_stream_step", "NOT_NVML", "NVML_FAILED"]
+__all__ = ["nvml_stream_step"]
 
 NOT_NVML = b"NONVML"
-NVML_FAILED = b"NVMLERR"
-
-# The columns the agent prints, in order: the same list the nvidia-smi stream asks for (a test
-# holds the two equal, and a fake libnvidia-ml proves each value lands in its column).
-AGENT_FIELDS: tuple[str, ...] = CORE_FIELDS
 
 # Python 3.6+ with ctypes, no site import (-S), isolated from PYTHON* variables (-I). The marker
 # leads its command line: a `/proc` scan for the run never takes the agent for it.

@@ -707,8 +707,9 @@ class HostWatcher:
                                            self.spec.name, "".join(traceback.format_exception(exc)))
 
     async def _gpu_stream_loop(self, interval: float) -> None:
-        """GPU samples from ONE long-lived `nvidia-smi -lms` per host instead of a process per
-        tick (~1 ms of box CPU per sample instead of ~22 ms). A one-shot round comes first (it
+        """GPU samples from ONE long-lived stream per host instead of a process per tick: NVML
+        in one python3 on the box (~1 ms of CPU per sample on an H100), else `nvidia-smi -lms`
+        (~5 ms), against ~30 ms for a one-shot query. A one-shot round comes first (it
         classifies errors: no GPU, driver hung, …) and is the fallback whenever the stream fails;
         the stream is retried with backoff, and never while an nvidia-smi is stuck."""
         backoff = interval
@@ -754,13 +755,14 @@ class HostWatcher:
         sample_timeout = max(3 * interval, interval + 5.0)
         last_good = self.clock()
         self.gpu_source = source
-        block: list[bytes] | None = None  # an apps or health block being read (NVML sampler)
+        nvml = source == "nvml"  # only the sampler sends apps and health blocks
+        block: list[bytes] | None = None  # an apps or health block being read
         kind, want = b"", 0
         try:
             async for line in self.transport.stream(
                 step, sample_timeout=sample_timeout, lifetime=GPU_STREAM_LIFETIME
             ):
-                if line[:1] in (b"A", b"H"):  # never a sample: those start with the GPU's index
+                if nvml and line[:1] in (b"A", b"H"):  # no sample: those start with an index
                     if line[1:2] == b" " and block is not None and line[:1] == kind:
                         block.append(line[2:])
                     else:  # "APPS <n>" / "HEALTH <n>" (a row of no open block is dropped)
