@@ -11,6 +11,7 @@ produced a sample shows in its UUID.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes.util
 import os
 import shutil
@@ -268,6 +269,24 @@ def spec(**kw) -> WatchSpec:
                      **kw)
 
 
+@contextlib.asynccontextmanager
+async def gpu_loop(w: HostWatcher):
+    """The watcher's GPU loop (its one-shot round, then the stream) while the block runs."""
+    task = asyncio.create_task(w._loop("gpu", 0.2))
+    try:
+        yield task
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def round_batches(w, group: str) -> list[set[str]]:
+    """The batches one round of ``group`` ran."""
+    n = len(w.batches)
+    await w.round(group)
+    return w.batches[n:]
+
+
 async def until(cond, timeout: float = 60.0) -> None:
     async with asyncio.timeout(timeout):
         while not cond():
@@ -321,8 +340,7 @@ async def gpu_box(request, make_box, fresh_nvml):
 async def test_the_watcher_streams_from_nvml_and_nvidia_smi_never_streams(gpu_box):
     transport, token, nvml = gpu_box
     w = HostWatcher(spec(), transport)
-    task = asyncio.create_task(w._loop("gpu", 0.2))
-    try:
+    async with gpu_loop(w):
         await until(lambda: w.gpu_source == "nvml" and w.gpus
                     and w.gpus[0].uuid == NVML_ONLY_UUID)
         n0 = nvml.count("nvmlDeviceGetPowerUsage")
@@ -334,26 +352,19 @@ async def test_the_watcher_streams_from_nvml_and_nvidia_smi_never_streams(gpu_bo
         assert not [c for c in lines if b"-lms" in c]
         assert len([c for c in lines if c.startswith(b"python3\0-I\0-S")]) == 1
         assert nvml.count("nvmlDeviceGetCount_v2") == 1  # one start for every sample since
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
 
 
 async def test_without_nvml_the_watcher_streams_from_nvidia_smi_and_tries_nvml_later(gpu_box):
     transport, token, nvml = gpu_box
     nvml.write(captured("query-idle-nounits.csv"), extra="init_rc 9\n")  # the driver not loaded
     w = HostWatcher(spec(), transport)
-    task = asyncio.create_task(w._loop("gpu", 0.2))
-    try:
+    async with gpu_loop(w):
         await until(lambda: w.gpu_source == "nvidia-smi")
         await until(lambda: len(w.util_hist.get(0, ())) >= 4)
         assert w.gpus[0].uuid == NVSMI_UUID
         assert [c for c in cmdlines(token) if b"-lms" in c]
         assert w._nvml_retry_at > time.monotonic() + 60  # tried again later, not never
         assert nvml.count("nvmlDeviceGetCount_v2") == 0  # init failed: nothing else asked
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
 
 
 async def test_an_nvml_call_failing_mid_stream_hands_over_to_nvidia_smi_rounds(gpu_box, monkeypatch):
@@ -370,8 +381,7 @@ async def test_an_nvml_call_failing_mid_stream_hands_over_to_nvidia_smi_rounds(g
         return await real_round(group)
 
     w.round = counted
-    task = asyncio.create_task(w._loop("gpu", 0.2))
-    try:
+    async with gpu_loop(w):
         # each sampler gives three samples and ends; a one-shot round follows, then NVML
         # again: it gave samples, so it is not set aside
         await until(lambda: nvml.count("nvmlDeviceGetCount_v2") >= 3)
@@ -379,21 +389,14 @@ async def test_an_nvml_call_failing_mid_stream_hands_over_to_nvidia_smi_rounds(g
         assert w._nvml_retry_at == 0.0
         assert not [c for c in cmdlines(token) if b"-lms" in c]
         assert w.gpus and w.gpu_error is None
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
 
 
 async def test_gpu_nvml_false_keeps_nvidia_smi(gpu_box):
     transport, token, nvml = gpu_box
     w = HostWatcher(spec(gpu_nvml=False), transport)
-    task = asyncio.create_task(w._loop("gpu", 0.2))
-    try:
+    async with gpu_loop(w):
         await until(lambda: w.gpu_source == "nvidia-smi" and len(w.util_hist.get(0, ())) >= 3)
         assert nvml.count("nvmlInit_v2") == 0 and w.gpus[0].uuid == NVSMI_UUID
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
 
 
 class Steps(HostWatcher):
@@ -412,8 +415,7 @@ async def test_while_the_sampler_lists_apps_no_jobs_round_asks_nvidia_smi(gpu_bo
     transport, token, nvml = gpu_box
     nvml.set_apps("0 4242 2048 python3 train.py")
     w = Steps(spec(), transport)
-    gpu = asyncio.create_task(w._loop("gpu", 0.2))
-    try:
+    async with gpu_loop(w):
         await until(lambda: w.apps and w.apps[0].pid == 4242)
         assert w._stream_apps and w.apps[0].used_mib == 2048.0
         assert w.apps[0].gpu_uuid == NVML_ONLY_UUID
@@ -423,36 +425,26 @@ async def test_while_the_sampler_lists_apps_no_jobs_round_asks_nvidia_smi(gpu_bo
         nvml.set_apps("0 4242 4096 python3 train.py", "0 4343 100 python3 eval.py")
         await until(lambda: w.apps and len(w.apps) == 2)  # from the stream, no round asked
         assert not [b for b in w.batches if "gpu_apps" in b]
-    finally:
-        gpu.cancel()
-        await asyncio.gather(gpu, return_exceptions=True)
     # the sampler gone, the jobs rounds ask nvidia-smi again (no job identified: every round)
     assert not w._stream_apps
-    await w.round("jobs")
-    assert "gpu_apps" in w.batches[-1] or any("gpu_apps" in b for b in w.batches[-2:])
+    assert any("gpu_apps" in b for b in await round_batches(w, "jobs"))
 
 
 async def test_a_sampler_that_cannot_list_apps_leaves_them_to_nvidia_smi(gpu_box):
     transport, token, nvml = gpu_box  # no apps file: NVML answers NOT_SUPPORTED
     w = Steps(spec(), transport)
-    gpu = asyncio.create_task(w._loop("gpu", 0.2))
-    try:
+    async with gpu_loop(w):
         await until(lambda: w.gpu_source == "nvml" and len(w.util_hist.get(0, ())) >= 3)
-        await w.round("jobs")
-        assert "gpu_apps" in w.batches[-1] or "gpu_apps" in w.batches[-2]
+        assert any("gpu_apps" in b for b in await round_batches(w, "jobs"))
         assert not w._stream_apps and w.apps  # the stand-in nvidia-smi's busy capture
         assert w.apps[0].gpu_uuid == NVSMI_UUID
-    finally:
-        gpu.cancel()
-        await asyncio.gather(gpu, return_exceptions=True)
 
 
 async def test_while_the_sampler_sends_health_no_disk_round_asks_nvidia_smi(gpu_box):
     transport, token, nvml = gpu_box
     nvml.set_health("0 0 0x1")
     w = Steps(spec(), transport)
-    gpu = asyncio.create_task(w._loop("gpu", 0.2))
-    try:
+    async with gpu_loop(w):
         await until(lambda: w._stream_health and w.gpu_health)
         assert (w.gpu_health[0].ecc_uncorrected, w.gpu_health[0].throttle_mask) == (0, 1)
         w._gpu_health_at = None  # as if never asked: a disk round would ask nvidia-smi now
@@ -463,11 +455,7 @@ async def test_while_the_sampler_sends_health_no_disk_round_asks_nvidia_smi(gpu_
         await until(lambda: w.gpu_health[0].ecc_uncorrected == 3)
         assert w.gpu_health[0].throttle_mask == 0x40
         assert not [b for b in w.batches if "gpu_health" in b]
-    finally:
-        gpu.cancel()
-        await asyncio.gather(gpu, return_exceptions=True)
     # the sampler gone, the disk rounds ask nvidia-smi again once the health query is due
     assert not w._stream_health
     w._gpu_health_at = None
-    await w.round("disk")
-    assert "gpu_health" in w.batches[-1]
+    assert any("gpu_health" in b for b in await round_batches(w, "disk"))
