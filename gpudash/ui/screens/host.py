@@ -27,6 +27,7 @@ class HostScreen(DashScreen):
         """`host` None: built ahead of time, shown once `show_host` names one."""
         super().__init__(classes="host-screen")
         self.host = host
+        self._filled: tuple | None = None  # what show_host filled the panels from (host, view, alerts)
 
     def compose(self) -> ComposeResult:
         yield HostHeader(tz=self.app.tz, id="host-header")
@@ -80,7 +81,7 @@ class HostScreen(DashScreen):
         # show_host filled every panel just before the push that brings the screen back: a
         # second fill from the same view and alerts (~5 ms, a fifth of it plotting) changes
         # nothing. Anything that arrived in between (a view, an alert) refills as before.
-        filled, self._filled = getattr(self, "_filled", None), None
+        filled, self._filled = self._filled, None
         if filled is None:
             return True
         host, view, gen = self._fill_key()
