@@ -27,7 +27,7 @@ class HostScreen(DashScreen):
         """`host` None: built ahead of time, shown once `show_host` names one."""
         super().__init__(classes="host-screen")
         self.host = host
-        self._filled: tuple | None = None  # what show_host filled the panels from (host, view, alerts)
+        self._filled: tuple | None = None  # (host, view, alerts) show_host filled panels from
 
     def compose(self) -> ComposeResult:
         yield HostHeader(tz=self.app.tz, id="host-header")
