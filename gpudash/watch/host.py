@@ -32,7 +32,7 @@ LOG_LINES = 1000  # display lines kept per host
 LOG_BYTES_PER_TICK = 256 * 1024
 GPU_STREAM_LIFETIME = 3600.0  # a stream is replaced hourly; its remote `timeout` bounds it too
 MAX_STREAM_ROWS = 4096  # an apps or health block claiming more rows is not read
-NVML_RETRY = 600.0  # after the NVML sampler gave nothing, nvidia-smi streams this long before a retry
+NVML_RETRY = 600.0  # after the NVML sampler gave nothing: nvidia-smi streams this long, then NVML
 LOG_FOLLOW_LIFETIME = 3600.0  # the log follower likewise
 # A follower that ended sooner than this counts as a failure: the next one waits longer
 # (doubling from the log cadence up to LOG_FOLLOW_RETRY_MAX), polled reads filling the gap.
