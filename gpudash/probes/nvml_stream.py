@@ -151,8 +151,10 @@ def call(f, *args, key=None):
         return PERM
     quit(b"NVMLERR %s %d" % (f.__name__.encode(), r))
 
-def text(buf):
-    return buf.value.replace(b"\n", b" ").replace(b"\r", b" ").replace(b",", b" ")
+def one_line(b, free=False):
+    # box text on one line; a comma only in the free-text column (a name), as nvidia-smi has it
+    b = b.replace(b"\n", b" ").replace(b"\r", b" ")
+    return b if free else b.replace(b",", b" ")
 
 u = c_uint()
 call(count_fn, byref(u))
@@ -163,16 +165,16 @@ for i in range(n):
     call(handle_fn, c_uint(i), byref(h))
     handles.append(h)
 buf = create_string_buffer(96)
-drv = call(driver_fn, buf, c_uint(96)) or text(buf)
+drv = call(driver_fn, buf, c_uint(96)) or one_line(buf.value)
 MODES = {0: b"Default", 1: b"Exclusive_Thread", 2: b"Prohibited", 3: b"Exclusive_Process"}
 static, uuids = [], []
 for i, h in enumerate(handles):
-    uuid = call(uuid_fn, h, buf, c_uint(96)) or text(buf)
-    name = call(name_fn, h, buf, c_uint(96)) or buf.value.replace(b"\n", b" ").replace(b"\r", b" ")
+    uuid = call(uuid_fn, h, buf, c_uint(96)) or one_line(buf.value)
+    name = call(name_fn, h, buf, c_uint(96)) or one_line(buf.value, free=True)
     bus = NA
     if pci_fn is not None:
         p = Pci()
-        bus = call(pci_fn, h, byref(p)) or p.busId.replace(b"\n", b" ").replace(b",", b" ")
+        bus = call(pci_fn, h, byref(p)) or one_line(p.busId)
     maxsm = call(maxclock_fn, h, c_uint(1), byref(u)) or b"%d" % u.value
     static.append((b"%d, %s, %s, %s, %s, " % (i, uuid, name, bus, drv), maxsm))
     uuids.append(uuid)
@@ -262,7 +264,7 @@ def apps():
             nm = names.get(p.pid)
             if nm is None:
                 b = create_string_buffer(256)
-                nm = (b.value.replace(b"\n", b" ").replace(b"\r", b" ")
+                nm = (one_line(b.value, free=True)
                       if pname_fn is not None and pname_fn(c_uint(p.pid), b, c_uint(256)) == 0
                       else b"[Not Found]")
             seen[p.pid] = nm
