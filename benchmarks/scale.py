@@ -110,7 +110,8 @@ async def measure(a) -> dict:
         t.run = timed
     fleet.subscribe(arrivals.on_view, lambda ev: None)
     hosts = fleet.host_names()
-    res: dict = {"hosts": a.hosts, "interval_s": a.interval, "ui": a.ui, "gpus_per_host": a.gpus,
+    res: dict = {"hosts": a.hosts, "interval_s": a.interval, "ui": a.ui and not a.floor, "floor": a.floor,
+                 "gpus_per_host": a.gpus,
                  "ciphers": a.ciphers or "asyncssh default"}
 
     async def body() -> None:
@@ -152,7 +153,15 @@ async def measure(a) -> dict:
         res["links_down_at_end"] = sum(1 for ln in links if not ln.ok)
         res["logs_followed_at_end"] = sum(1 for h in hosts if fleet.watchers[h].log_following)
 
-    if a.ui:
+    if a.floor:
+        tasks = await start_floor(fleet, a.interval, arrivals)
+        try:
+            await body()
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+    elif a.ui:
         from gpudash.ui.app import GpudashApp
 
         app = GpudashApp(fleet)
@@ -171,6 +180,69 @@ async def measure(a) -> dict:
     return res
 
 
+async def start_floor(fleet, interval: float, arrivals: Arrivals) -> list:
+    """The transport floor of this design: per host the same connection, the same two streams
+    (the NVML sampler's GPU lines, the log follower's records) and the same framed rounds (disk,
+    jobs, files) on their cadences as the watcher sends, with every answer read and dropped: no
+    parsing, no health, no triage, no UI. What SSH, asyncio and framing alone cost gpudash."""
+    from gpudash.probes import logfollow
+    from gpudash.probes.nvml_stream import nvml_stream_step
+    from gpudash.watch import host as wh
+
+    watchers = [fleet.watchers[h] for h in fleet.host_names()]
+    # one real round each: the watcher learns its GPUs, the log and the job, so the step
+    # builders below send exactly what it would
+    await asyncio.gather(*(w.full_round() for w in watchers), return_exceptions=True)
+    arrivals.last.clear()  # the warm-up waits for every host's first streamed sample
+    arrivals.times.clear()
+    ms = int(interval * 1000)
+
+    async def gpu(w) -> None:
+        times = arrivals.times.setdefault(w.spec.name, [])
+        while True:
+            try:
+                async for line in w.transport.stream(nvml_stream_step(ms), sample_timeout=3 * interval + 5,
+                                                     lifetime=wh.GPU_STREAM_LIFETIME):
+                    if line[:1].isdigit():  # a sample (one GPU per box), not an apps/health block
+                        now = time.monotonic()
+                        times.append(now)
+                        arrivals.last[w.spec.name] = now
+            except Exception:  # noqa: BLE001 - the measurement shows what was lost
+                await asyncio.sleep(interval)
+
+    async def follow(w) -> None:
+        while True:
+            step = logfollow.follow_step(w.log_path, w.log_offset, w.log_inode, wh.LOG_BYTES_PER_TICK,
+                                         interval=interval, heartbeat=w.spec.cadence.log_slowest)
+            try:
+                async for _line in w.transport.stream(step, sample_timeout=3 * w.spec.cadence.log_slowest + interval,
+                                                      lifetime=wh.LOG_FOLLOW_LIFETIME):
+                    pass
+            except Exception:  # noqa: BLE001
+                await asyncio.sleep(interval)
+
+    async def rounds(w, group: str, every: float) -> None:
+        w._stream_apps = w._stream_health = True  # the sampler sends them, as for the watcher
+        while True:
+            await asyncio.sleep(every)
+            steps = w.steps_for(group)
+            if steps:
+                try:
+                    await w.transport.run(steps, deadline=w.spec.cadence.probe_timeout)
+                except Exception:  # noqa: BLE001
+                    pass
+
+    tasks = []
+    for w in watchers:
+        c = w.spec.cadence
+        tasks.append(asyncio.create_task(gpu(w)))
+        if w.log_path is not None:
+            tasks.append(asyncio.create_task(follow(w)))
+        for group, every in (("disk", c.disk), ("jobs", c.jobs), ("files", c.files)):
+            tasks.append(asyncio.create_task(rounds(w, group, every)))
+    return tasks
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--hosts", type=int, required=True)
@@ -182,6 +254,8 @@ def main(argv=None) -> int:
     ap.add_argument("--ui", action="store_true")
     ap.add_argument("--gpus", type=int, default=1, help="GPUs per box the load generator serves (recorded)")
     ap.add_argument("--ciphers", help="the client's cipher preference (an experiment)")
+    ap.add_argument("--floor", action="store_true",
+                    help="the transport floor: the same connections, streams and rounds, answers dropped")
     ap.add_argument("--profile", help="write cProfile stats of the measured window (not the warm-up) here")
     ap.add_argument("--out", required=True)
     a = ap.parse_args(argv)

@@ -21,7 +21,7 @@ import re
 import shlex
 from collections.abc import Callable, Iterable, Sequence
 
-from gpudash.model import ComputeApp, GpuHealthFields, GpuSample, ProbeError, Reason, build_frozen
+from gpudash.model import ComputeApp, GpuHealthFields, GpuSample, ProbeError, Reason
 from gpudash.sanitize import clean_field, decode
 from gpudash.transport.base import Step
 
@@ -373,7 +373,7 @@ def _sample(v: dict[str, str]) -> GpuSample | None:
     pstate = _text(g("pstate"))
     if pstate and not (pstate[:1] == "P" and pstate[1:].isdigit()):
         return None
-    return build_frozen(GpuSample, dict(
+    return GpuSample(
         index=index,
         uuid=_text(g("uuid")) or "",
         name=_text(g("name")) or "",
@@ -395,7 +395,7 @@ def _sample(v: dict[str, str]) -> GpuSample | None:
         driver=_text(g("driver_version")),
         mig_mode=_text(g("mig.mode.current")),
         compute_mode=_text(g("compute_mode")),
-    ))
+    )
 
 
 def _health(v: dict[str, str]) -> GpuHealthFields | None:

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import abc
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 
+from gpudash.frozen import frozen
 from gpudash.model import Reason
 from gpudash.sanitize import clean_field
 
@@ -31,7 +32,7 @@ def marked(script: str) -> str:
     return script if script.startswith(head) else head + script
 
 
-@dataclass(frozen=True)
+@frozen
 class Step:
     """One command of a probe round.
 
@@ -47,7 +48,7 @@ class Step:
     max_bytes: int = DEFAULT_STEP_BYTES
 
 
-@dataclass(frozen=True)
+@frozen
 class StepResult:
     key: str
     stdout: bytes

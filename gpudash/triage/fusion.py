@@ -12,8 +12,9 @@ thread oversubscription, a script edited under a live run) without being a failu
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
+from gpudash.frozen import frozen
 from gpudash.sanitize import clean_field
 from gpudash.triage.result import TriageResult
 
@@ -33,7 +34,7 @@ _SLURM = {
 _EXIT_STATUS = {137: "host_oom", 139: "segfault", 143: "preempted", 130: "cancelled", 129: "cancelled"}
 
 
-@dataclass(frozen=True)
+@frozen
 class LiveFacts:
     """What the live probes know about the run. None everywhere means "unknown", never 0/False."""
 
@@ -201,6 +202,8 @@ def fuse(result: TriageResult, facts: LiveFacts | None) -> TriageResult:
             break
     _diagnoses(r, facts, notes)
     merged = tuple(dict.fromkeys(result.diagnoses + tuple(notes)))
+    if r is result and merged == result.diagnoses:
+        return result  # the facts changed nothing (the usual refresh of a healthy run)
     return replace(r, diagnoses=merged, past=result.past)
 
 
@@ -217,7 +220,7 @@ def facts_from_snapshot(snap, context=None, thresholds=None) -> LiveFacts:
     grew = getattr(snap, "log_grew_at", None)
     ckpt = getattr(snap, "checkpoints", None)
     newest = ckpt.newest if ckpt is not None and getattr(ckpt, "files", None) else None
-    utils = [v for hist in (getattr(snap, "util_history", ()) or ()) for v in hist if v is not None]
+    util_window = _mean_of(getattr(snap, "util_history", ()) or ())
     gpus = getattr(snap, "gpus", ()) or ()
     apps = getattr(snap, "apps", None)
     gpu_err = getattr(snap, "gpu_error", None)
@@ -242,7 +245,7 @@ def facts_from_snapshot(snap, context=None, thresholds=None) -> LiveFacts:
         completion_marker=any(getattr(m, "exists", False) for m in (getattr(snap, "markers", ()) or ())) or None,
         log_silent_s=(taken - grew) if taken and grew else None,
         checkpoint_advanced=(newest.mtime > grew) if newest is not None and newest.mtime and grew else None,
-        gpu_util_window=(sum(utils) / len(utils)) if utils else None,
+        gpu_util_window=util_window,
         steps_advancing=_steps_advancing(getattr(snap, "metrics", ()) or ()),
         gpu_mem_held_without_process=(apps is not None and len(apps) == 0
                                       and any((x.mem_used_mib or 0) > 1024 for x in gpus)) or None,
@@ -262,6 +265,21 @@ def _threshold_facts(th) -> dict:
         return {}
     return {"bytes_full_pct": th.disk_crit_pct, "data_bound_util_pct": th.gpu_util_low_pct,
             "silent_threshold_s": th.log_silent_warn_s, "early_end_fraction": th.early_end_fraction}
+
+
+def _mean_of(histories) -> float | None:
+    """The mean of every known value in several series (the GPUs' utilisation windows, hundreds
+    of values each, on every view refresh): summed at C speed while a series is all numbers."""
+    total, n = 0.0, 0
+    for hist in histories:
+        try:
+            total += sum(hist)
+            n += len(hist)
+        except TypeError:  # a None (no reading) among them
+            vals = [v for v in hist if v is not None]
+            total += sum(vals)
+            n += len(vals)
+    return total / n if n else None
 
 
 def _relevant_disk(disks, checkpoint_dir):

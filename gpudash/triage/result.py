@@ -7,12 +7,13 @@ and may have carried escape sequences, bidi overrides or Textual markup.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
+from gpudash.frozen import frozen
 from gpudash.triage.classes import info
 
 
-@dataclass(frozen=True)
+@frozen
 class Evidence:
     line_no: int  # 1-based, counted on `\n` like `grep -n` (a `\r` progress bar is one line)
     text: str  # sanitised
@@ -21,7 +22,7 @@ class Evidence:
         return {"line": self.line_no, "text": self.text}
 
 
-@dataclass(frozen=True)
+@frozen
 class TriageResult:
     cls: str
     category: str

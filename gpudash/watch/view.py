@@ -8,13 +8,14 @@ methods. That keeps the TUI a pure renderer of what arrives.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, Protocol
 
+from gpudash.frozen import frozen
 from gpudash.model import CheckResult, Event, HostSnapshot, Reason, State
 
 
-@dataclass(frozen=True)
+@frozen
 class HostView:
     snapshot: HostSnapshot
     state: State = State.UNKNOWN

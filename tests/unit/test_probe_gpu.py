@@ -626,26 +626,3 @@ _NUMBERISH = st.one_of(
 def test_the_plain_number_fast_path_reads_every_value_as_the_token_path_does(s):
     # _float tries float() on the whole field first; _float_token is the careful original.
     assert gpu._float(s) == gpu._float_token(s)
-
-
-@settings(deadline=None)
-@given(st.fixed_dictionaries(
-    {"index": st.integers(0, 64)},
-    optional={"uuid": st.text(max_size=20), "util_pct": st.none() | st.floats(0, 100),
-              "pstate": st.none() | st.sampled_from(["P0", "P8"]), "fan_pct": st.none() | st.floats(0, 100)}))
-def test_a_sample_built_without_the_constructor_equals_the_constructors(values):
-    from gpudash.model import build_frozen
-
-    fast, slow = build_frozen(GpuSample, values), GpuSample(**values)
-    assert fast == slow and hash(fast) == hash(slow) and repr(fast) == repr(slow)
-    with pytest.raises(Exception):  # still frozen
-        fast.util_pct = 1.0
-
-
-def test_building_without_the_constructor_still_checks_the_fields():
-    from gpudash.model import build_frozen
-
-    with pytest.raises(TypeError):
-        build_frozen(GpuSample, {"index": 0, "no_such_field": 1})
-    with pytest.raises(TypeError):
-        build_frozen(GpuSample, {"uuid": "x"})  # index has no default
