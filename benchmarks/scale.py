@@ -151,6 +151,7 @@ async def measure(a) -> dict:
         })
         links = [fleet.watchers[h].link for h in hosts]
         res["links_down_at_end"] = sum(1 for ln in links if not ln.ok)
+        res["reconnects"] = sum(t.connect_attempts - 1 for t in transports.values())
         res["logs_followed_at_end"] = sum(1 for h in hosts if fleet.watchers[h].log_following)
 
     if a.floor:
@@ -279,23 +280,24 @@ def section_b(quick: bool, full: bool, *, only: str | None = None, on_result=Non
     # gpudash prefers AES-GCM itself; the experiment is asyncssh's default cipher
     chacha = "chacha20-poly1305@openssh.com"
     # (hosts, interval, cipher, UI, GPUs per box); the last: 8-GPU nodes, 8 lines per sample
-    runs = [(10, 2.0, None, True, 1), (100, 2.0, None, True, 1), (100, 2.0, None, False, 1),
-            (100, 2.0, chacha, False, 1), (100, 2.0, None, False, 8)]
+    # ``floor``: the same SSH traffic with every answer dropped (see start_floor)
+    runs = [(10, 2.0, None, True, 1, False), (100, 2.0, None, True, 1, False), (100, 2.0, None, False, 1, False),
+            (100, 2.0, chacha, False, 1, False), (100, 2.0, None, False, 8, False)]
     if full:
-        runs += [(500, 2.0, None, True, 1), (500, 2.0, None, False, 1),
-                 (1000, 1.0, None, True, 1), (1000, 1.0, None, False, 1)]
+        runs += [(500, 2.0, None, True, 1, False), (500, 2.0, None, False, 1, False), (500, 2.0, None, False, 1, True),
+                 (1000, 1.0, None, True, 1, False), (1000, 1.0, None, False, 1, False)]
     if only:
         runs = []
-        for item in only.split(","):  # HOSTS:INTERVAL[:chacha][:noui][:gpusN]
+        for item in only.split(","):  # HOSTS:INTERVAL[:chacha][:noui][:gpusN][:floor]
             f = item.split(":")
             gpus = next((int(x[4:]) for x in f[2:] if x.startswith("gpus")), 1)
             runs.append((int(f[0]), float(f[1]), chacha if "chacha" in f[2:] else None,
-                         "noui" not in f[2:], gpus))
+                         "noui" not in f[2:] and "floor" not in f[2:], gpus, "floor" in f[2:]))
     seconds = 10 if quick else 20
     out: dict = {}
     print("  (b) per-operation costs (no network)", flush=True)
     out["costs"] = run_worker("costs", ["--n", "100" if quick else "300"])
-    for hosts, interval, ciphers, ui, gpus in runs:
+    for hosts, interval, ciphers, ui, gpus, floor in runs:
         d = Path(tempfile.mkdtemp(prefix="gdbench-gen-"))
         gen = subprocess.Popen([sys.executable, "-m", "benchmarks.loadgen", "--dir", str(d),
                                 "--gpus", str(gpus)],
@@ -307,12 +309,13 @@ def section_b(quick: bool, full: bool, *, only: str | None = None, on_result=Non
                     raise RuntimeError(f"load generator did not start: {(d / 'gen.log').read_text()[-2000:]}")
                 time.sleep(0.05)
             key = (f"{hosts}@{interval:g}s" + (f" ×{gpus} GPUs" if gpus > 1 else "")
-                   + (" chacha20" if ciphers else "") + ("" if ui else " no UI"))
+                   + (" chacha20" if ciphers else "")
+                   + (" floor: SSH only, answers dropped" if floor else "" if ui else " no UI"))
             print(f"  (b) {key}", flush=True)
             out[key] = run_worker("scale", [
                 "--hosts", str(hosts), "--interval", str(interval), "--seconds", str(seconds),
                 "--gen-dir", str(d), "--gen-pid", str(gen.pid), "--gpus", str(gpus), *(["--ui"] if ui else []),
-                *(["--ciphers", ciphers] if ciphers else []),
+                *(["--ciphers", ciphers] if ciphers else []), *(["--floor"] if floor else []),
             ], timeout=900)
             if on_result is not None:
                 on_result(out)

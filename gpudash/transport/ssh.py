@@ -399,6 +399,15 @@ class SshTransport(Transport):
             ) from None
         except (asyncssh.Error, OSError) as exc:
             raise TransportError(Reason.UNREACHABLE, f"{self.target}: {exc}") from None
+        except AttributeError:
+            # asyncssh (2.24) when the connection closes between the box confirming the channel
+            # and the channel starting: its session is gone (None.session_started). Seen at
+            # 500 hosts (benchmarks/), on connections dropped and re-made during the warm-up.
+            if conn.is_closed():
+                raise TransportError(
+                    Reason.UNREACHABLE, f"connection to {self.target} lost while a channel opened"
+                ) from None
+            raise
         self._exec_ok = True
         return proc
 

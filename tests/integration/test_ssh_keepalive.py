@@ -1,7 +1,8 @@
 """The lazy keepalive (transport/ssh.py ``lazy_keepalive``) keeps asyncssh's rule: no keepalive
 while data flows, a keepalive after ``keepalive_interval`` of silence, and the connection closed
 when ``keepalive_count_max`` of them go unanswered. Against the in-process server, whose side of
-the connection counts the keepalive requests it receives (and, for one test, never answers)."""
+the connection counts the keepalive requests it receives (and, for one test, never answers).
+Also: a connection lost while a channel opens."""
 
 from __future__ import annotations
 
@@ -104,3 +105,29 @@ def test_a_connection_without_those_internals_is_left_alone(missing):
     finally:
         if conn._loop is not None:
             conn._loop.close()
+
+
+async def test_a_connection_lost_while_a_channel_opens_is_unreachable_not_a_crash():
+    """asyncssh 2.24 raises AttributeError (its channel's session already gone) when the
+    connection closes between the channel's confirmation and its start."""
+    from gpudash.model import Reason
+    from gpudash.transport.base import TransportError
+
+    class Lost:
+        def __init__(self, closed: bool):
+            self.closed = closed
+
+        def is_closed(self):
+            return self.closed
+
+        async def create_process(self, command, encoding=None):
+            raise AttributeError("'NoneType' object has no attribute 'session_started'")
+
+    t = SshTransport("box")
+    t._conn = Lost(closed=True)
+    with pytest.raises(TransportError) as err:
+        await t._open_process("true")
+    assert err.value.reason is Reason.UNREACHABLE
+    t._conn = Lost(closed=False)  # an AttributeError of an open connection is a bug: not hidden
+    with pytest.raises(AttributeError):
+        await t._open_process("true")
