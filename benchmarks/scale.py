@@ -152,7 +152,8 @@ async def measure(a) -> dict:
         links = [fleet.watchers[h].link for h in hosts]
         res["links_down_at_end"] = sum(1 for ln in links if not ln.ok)
         res["reconnects"] = sum(t.connect_attempts - 1 for t in transports.values())
-        res["logs_followed_at_end"] = sum(1 for h in hosts if fleet.watchers[h].log_following)
+        if not a.floor:  # the floor follows the logs with streams of its own, not the watchers'
+            res["logs_followed_at_end"] = sum(1 for h in hosts if fleet.watchers[h].log_following)
 
     if a.floor:
         tasks = await start_floor(fleet, a.interval, arrivals)
