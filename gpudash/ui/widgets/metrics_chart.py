@@ -2,7 +2,8 @@
 
 plotext writes ANSI-coloured text; we ask it for the colourless string and show it as a plain
 `Content` in the theme's colour — never through a markup or ANSI parser. Rendering is cached per
-(data, size) so an unchanged chart costs nothing per frame.
+(data, size) so an unchanged chart costs nothing per frame, and a series longer than the chart
+is wide reaches plotext as its envelope (:func:`envelope`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,31 @@ def series_of(points: tuple[MetricPoint, ...], attr: str) -> tuple[list[float], 
         xs.append(float(p.step if p.step is not None else i + 1))
         ys.append(float(y))
     return xs, ys
+
+
+def envelope(xs: list[float], ys: list[float], buckets: int) -> tuple[list[float], list[float]]:
+    """At most 4 points per x bucket — its first, lowest, highest and last, in order — for a
+    series longer than the chart can show. plotext's time grows with the points (~0.045 ms each
+    here: a 2,000-point loss curve took 96 ms per redraw, and a growing log redraws it on every
+    new point); drawn at the chart's width the shape, every spike and both ends stay. ``xs`` are
+    steps, ascending; where they go back (a restarted run) a new group starts: more points, none
+    of the extremes lost."""
+    n = len(xs)
+    if buckets < 1 or n <= 4 * buckets:
+        return xs, ys
+    x0 = xs[0]
+    scale = buckets / ((xs[-1] - x0) or 1.0)
+    keep: list[int] = []
+    start = 0
+    for i in range(1, n + 1):
+        if i < n and min(buckets - 1, int((xs[i] - x0) * scale)) == min(buckets - 1, int((xs[start] - x0) * scale)):
+            continue
+        idx = range(start, i)
+        lo = min(idx, key=ys.__getitem__)
+        hi = max(idx, key=ys.__getitem__)
+        keep.extend(sorted({start, lo, hi, i - 1}))
+        start = i
+    return [xs[i] for i in keep], [ys[i] for i in keep]
 
 
 def render_plot(xs: list[float], ys: list[float], width: int, height: int, xlabel: str = "step") -> str:
@@ -112,7 +138,8 @@ class MetricsChart(Panel):
             if len(xs) < 2:
                 self._cache = Content.styled("(one point so far)", MUTED)
             else:
-                text = render_plot(xs, ys, width, height - 1)
+                # braille: two dots per column (the axis labels take some columns: a little to spare)
+                text = render_plot(*envelope(xs, ys, 2 * width), width, height - 1)
                 self._cache = Content.styled(text.rstrip("\n"), "$primary")
         return fit(head, width) + Content("\n") + self._cache
 
