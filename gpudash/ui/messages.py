@@ -1,7 +1,7 @@
-"""The messages the watcher side posts into the app. Small, immutable, one value each.
+"""The messages posted into the app. Small, immutable, one value each.
 
-`HostUpdated` is *replaceable*: when the UI falls behind, a newer view of the same host supersedes
-the pending one in the queue (toolong's trick), so a fast host can never build a backlog.
+Host views are not among them: the app keeps the newest per host in a dict that its flush timer
+renders (app.py), so a fast host can never build a backlog.
 """
 
 from __future__ import annotations
@@ -9,18 +9,6 @@ from __future__ import annotations
 from textual.message import Message
 
 from gpudash.model import Event
-from gpudash.watch.view import HostView
-
-
-class HostUpdated(Message):
-    """A new view of one host arrived."""
-
-    def __init__(self, view: HostView) -> None:
-        super().__init__()
-        self.view = view
-
-    def can_replace(self, message: Message) -> bool:
-        return isinstance(message, HostUpdated) and message.view.name == self.view.name
 
 
 class AlertRaised(Message):
