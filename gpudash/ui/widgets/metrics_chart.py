@@ -43,16 +43,18 @@ def envelope(xs: list[float], ys: list[float], buckets: int) -> tuple[list[float
         return xs, ys
     x0 = xs[0]
     scale = buckets / ((xs[-1] - x0) or 1.0)
+    last = buckets - 1
     keep: list[int] = []
-    start = 0
+    start, group = 0, 0  # the group being read: from index start, in bucket group
     for i in range(1, n + 1):
-        if i < n and min(buckets - 1, int((xs[i] - x0) * scale)) == min(buckets - 1, int((xs[start] - x0) * scale)):
+        bucket = min(last, int((xs[i] - x0) * scale)) if i < n else -1
+        if bucket == group:
             continue
         idx = range(start, i)
         lo = min(idx, key=ys.__getitem__)
         hi = max(idx, key=ys.__getitem__)
         keep.extend(sorted({start, lo, hi, i - 1}))
-        start = i
+        start, group = i, bucket
     return [xs[i] for i in keep], [ys[i] for i in keep]
 
 
@@ -138,7 +140,7 @@ class MetricsChart(Panel):
             if len(xs) < 2:
                 self._cache = Content.styled("(one point so far)", MUTED)
             else:
-                # braille: two dots per column (the axis labels take some columns: a little to spare)
+                # two dots per column (the axis labels take some columns: a little to spare)
                 text = render_plot(*envelope(xs, ys, 2 * width), width, height - 1)
                 self._cache = Content.styled(text.rstrip("\n"), "$primary")
         return fit(head, width) + Content("\n") + self._cache
