@@ -107,7 +107,7 @@ def main(argv=None) -> int:
     ap.add_argument("--scale-full", action="store_true",
                     help="also 500 hosts at 2 s and 1,000 at 1 s (by hand: minutes, both cores)")
     ap.add_argument("--only", default="a,b,c,d,e", help="sections to run, e.g. a,d")
-    ap.add_argument("--scale-runs", help='only these scale runs: HOSTS:INTERVAL[:chacha][:noui][:gpusN][:floor],… e.g. "500:2:noui,100:2:gpus8,500:2:floor"')
+    ap.add_argument("--scale-runs", help='only these scale runs: HOSTS:INTERVAL[:chacha][:noui][:gpusN][:floor][:asyncio],… e.g. "500:2:noui,100:2:gpus8,500:2:floor,500:2:noui:asyncio"')
     ap.add_argument("--rc-ms", type=float, default=100.0, help="CPU the box user's ~/.bashrc burns")
     ap.add_argument("--json", help="also write the results here")
     a = ap.parse_args(argv)

@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import time
 from pathlib import Path
 
 from benchmarks.common import median, pct, write_out
 from benchmarks.procstat import proc_cpu, rss_mb
+from gpudash import loop as gl
 
 
 def build_fleet(n: int, interval: float, gen_dir: Path, ciphers: str | None = None):
@@ -112,7 +114,8 @@ async def measure(a) -> dict:
     hosts = fleet.host_names()
     res: dict = {"hosts": a.hosts, "interval_s": a.interval, "ui": a.ui and not a.floor, "floor": a.floor,
                  "gpus_per_host": a.gpus,
-                 "ciphers": a.ciphers or "asyncssh default"}
+                 "ciphers": a.ciphers or "asyncssh default",
+                 "loop": gl.loop_name(asyncio.get_running_loop())}
 
     async def body() -> None:
         c_start, t_start = time.process_time(), time.monotonic()
@@ -259,9 +262,13 @@ def main(argv=None) -> int:
     ap.add_argument("--floor", action="store_true",
                     help="the transport floor: the same connections, streams and rounds, answers dropped")
     ap.add_argument("--profile", help="write cProfile stats of the measured window (not the warm-up) here")
+    ap.add_argument("--loop", choices=("gpudash", "asyncio"), default="gpudash",
+                    help="gpudash: the TUI's loop (uvloop where installed); asyncio: the standard one (A/B)")
     ap.add_argument("--out", required=True)
     a = ap.parse_args(argv)
-    res = asyncio.run(measure(a))
+    if a.loop == "asyncio":
+        os.environ[gl.ENV] = "asyncio"
+    res = gl.run(measure(a))
     write_out(a.out, res)
     return 0
 
@@ -270,7 +277,8 @@ def main(argv=None) -> int:
 
 
 def section_b(quick: bool, full: bool, *, only: str | None = None, on_result=None) -> dict:
-    """``only``: "HOSTS:INTERVAL[:chacha][:noui],…" picks the runs; ``on_result(out)`` after every run
+    """``only``: "HOSTS:INTERVAL[:chacha][:noui][:gpusN][:floor][:asyncio],…" picks the runs
+    (``asyncio``: on the standard loop instead of the TUI's, for an A/B); ``on_result(out)`` after every run
     (the caller saves partial results: a 1,000-host run takes minutes)."""
     import subprocess
     import sys
@@ -287,18 +295,20 @@ def section_b(quick: bool, full: bool, *, only: str | None = None, on_result=Non
     if full:
         runs += [(500, 2.0, None, True, 1, False), (500, 2.0, None, False, 1, False), (500, 2.0, None, False, 1, True),
                  (1000, 1.0, None, True, 1, False), (1000, 1.0, None, False, 1, False)]
+    runs = [r + (False,) for r in runs]  # … and whether on the standard loop
     if only:
         runs = []
-        for item in only.split(","):  # HOSTS:INTERVAL[:chacha][:noui][:gpusN][:floor]
+        for item in only.split(","):
             f = item.split(":")
             gpus = next((int(x[4:]) for x in f[2:] if x.startswith("gpus")), 1)
             runs.append((int(f[0]), float(f[1]), chacha if "chacha" in f[2:] else None,
-                         "noui" not in f[2:] and "floor" not in f[2:], gpus, "floor" in f[2:]))
+                         "noui" not in f[2:] and "floor" not in f[2:], gpus, "floor" in f[2:],
+                         "asyncio" in f[2:]))
     seconds = 10 if quick else 20
     out: dict = {}
     print("  (b) per-operation costs (no network)", flush=True)
     out["costs"] = run_worker("costs", ["--n", "100" if quick else "300"])
-    for hosts, interval, ciphers, ui, gpus, floor in runs:
+    for hosts, interval, ciphers, ui, gpus, floor, std_loop in runs:
         d = Path(tempfile.mkdtemp(prefix="gdbench-gen-"))
         gen = subprocess.Popen([sys.executable, "-m", "benchmarks.loadgen", "--dir", str(d),
                                 "--gpus", str(gpus)],
@@ -311,12 +321,14 @@ def section_b(quick: bool, full: bool, *, only: str | None = None, on_result=Non
                 time.sleep(0.05)
             key = (f"{hosts}@{interval:g}s" + (f" ×{gpus} GPUs" if gpus > 1 else "")
                    + (" chacha20" if ciphers else "")
-                   + (" floor: SSH only, answers dropped" if floor else "" if ui else " no UI"))
+                   + (" floor: SSH only, answers dropped" if floor else "" if ui else " no UI")
+                   + (" asyncio loop" if std_loop else ""))
             print(f"  (b) {key}", flush=True)
             out[key] = run_worker("scale", [
                 "--hosts", str(hosts), "--interval", str(interval), "--seconds", str(seconds),
                 "--gen-dir", str(d), "--gen-pid", str(gen.pid), "--gpus", str(gpus), *(["--ui"] if ui else []),
                 *(["--ciphers", ciphers] if ciphers else []), *(["--floor"] if floor else []),
+                *(["--loop", "asyncio"] if std_loop else []),
             ], timeout=900)
             if on_result is not None:
                 on_result(out)

@@ -24,6 +24,7 @@ import asyncio
 import time
 
 from benchmarks.common import median, pct, write_out
+from gpudash import loop as gl
 
 
 def fleet_of(n: int):
@@ -204,7 +205,7 @@ def main(argv=None) -> int:
     ap.add_argument("--presses", type=int, default=30)
     ap.add_argument("--out", required=True)
     a = ap.parse_args(argv)
-    write_out(a.out, asyncio.run(measure(a.hosts, a.presses)))
+    write_out(a.out, gl.run(measure(a.hosts, a.presses)))  # the TUI's own loop (gpudash/loop.py)
     return 0
 
 

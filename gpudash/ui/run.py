@@ -10,8 +10,7 @@ def run_tui(fleet, config=None, *, history: bool = False, **options) -> int:
     With ``history``, the store restores sparklines and log offsets before the first frame and
     alerts are routed by the notifier (desktop notifications go out through Textual's own
     driver, so they never split one of its escape sequences; the bell is the app's)."""
-    import asyncio
-
+    from gpudash.loop import run
     from gpudash.ui.app import GpudashApp
 
     app = GpudashApp(fleet, config=config, **options)
@@ -28,12 +27,14 @@ def run_tui(fleet, config=None, *, history: bool = False, **options) -> int:
 
         store, notifier = attach_history(fleet, config, writer=through_driver)
     try:
-        code = app.run()
+        # app.run() is asyncio.run(app.run_async()); this is the same on gpudash's loop (uvloop
+        # where installed: gpudash/loop.py)
+        code = run(app.run_async())
     finally:
         if store is not None or notifier is not None:
             from gpudash.commands.history import close_history
 
-            asyncio.run(close_history(store, notifier))
+            run(close_history(store, notifier))
     if app.return_code not in (None, 0):
         return int(app.return_code)
     return int(code or 0)

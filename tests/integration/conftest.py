@@ -8,6 +8,7 @@ agent cannot make an auth-failure test pass.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -117,6 +118,29 @@ async def silent_listener():
 @pytest.fixture
 def free_closed_port() -> int:
     return closed_port()
+
+
+# ----------------------------------------------------------------------------- event loops
+
+# The TUI runs on uvloop where it is installed (gpudash/loop.py): the transports' contracts
+# (batches, deadlines, streams, keepalives, process groups) run on both loops here.
+BOTH_LOOPS = {"test_transport_local", "test_transport_ssh", "test_transport_sshd",
+              "test_gpu_stream", "test_log_follow", "test_ssh_keepalive"}
+
+
+def pytest_asyncio_loop_factories(config, item):
+    factories = {"asyncio": asyncio.new_event_loop}
+    if item.module.__name__.rsplit(".", 1)[-1] in BOTH_LOOPS:
+        factories["uvloop"] = _uvloop_factory
+    return factories
+
+
+def _uvloop_factory():
+    try:
+        import uvloop
+    except ImportError:  # a dependency on Linux: missing is a broken install under CI
+        require(False, "uvloop is not installed (pip install -e .)")
+    return uvloop.new_event_loop()
 
 
 # ----------------------------------------------------------------------------- real sshd

@@ -271,3 +271,11 @@ async def test_local_session_members_finds_steps_in_their_own_groups():
         assert await wait_until_gone(tok, within=10) == []
     finally:
         await t.close()
+
+
+async def test_this_module_runs_on_each_loop(request):
+    """The conftest runs these contracts on asyncio's loop and on uvloop (the TUI's loop where
+    installed): each test id names the loop it actually ran on."""
+    from gpudash.loop import loop_name
+
+    assert f"[{loop_name(asyncio.get_running_loop())}]" in request.node.name

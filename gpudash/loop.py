@@ -1,0 +1,45 @@
+"""The event loop the long-running watch (the TUI) runs on: uvloop where it is installed, else
+asyncio's own.
+
+Why: a big fleet's client CPU is mostly many small reads, timers and callbacks — the loop's own
+work. With 500 hosts at a 2 s cadence (benchmarks/scale.py, no UI, the same load generator,
+alternated) uvloop took the client from 38.5 to 35.9% of a core. The code is the same on both
+loops (asyncio's API; the transport tests run on each). ``GPUDASH_LOOP=asyncio`` forces the
+standard loop, e.g. to rule the loop out when chasing a bug. One-shot commands (`status`,
+`wait`, …) keep ``asyncio.run``: one host for a few seconds gains nothing from it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+ENV = "GPUDASH_LOOP"
+
+
+def loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
+    """uvloop's ``new_event_loop`` when it imports and is not turned off, else asyncio's."""
+    if os.environ.get(ENV, "").strip().lower() != "asyncio":
+        try:
+            import uvloop
+        except ImportError:  # not installed (or no wheel for this platform): the standard loop
+            pass
+        else:
+            return uvloop.new_event_loop
+    return asyncio.new_event_loop
+
+
+def loop_name(loop: asyncio.AbstractEventLoop) -> str:
+    """``uvloop`` or ``asyncio`` (for benchmark records and `--version`-style reports)."""
+    return "uvloop" if type(loop).__module__.split(".")[0] == "uvloop" else "asyncio"
+
+
+def run(main: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run`` on the loop :func:`loop_factory` picks (remaining tasks cancelled, async
+    generators and the default executor shut down, the loop closed — as ``asyncio.run`` does)."""
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+        return runner.run(main)

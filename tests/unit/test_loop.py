@@ -1,0 +1,86 @@
+"""gpudash/loop.py: which loop the TUI runs on, and that `run` behaves as `asyncio.run`."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import pytest
+
+from gpudash import loop as gl
+from tests.services.require import require
+
+
+def _uvloop_installed() -> bool:
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def test_uvloop_when_installed(monkeypatch):
+    monkeypatch.delenv(gl.ENV, raising=False)
+    require(_uvloop_installed(), "uvloop is not installed (a dependency on Linux: pip install -e .)")
+    import uvloop
+
+    assert gl.loop_factory() is uvloop.new_event_loop
+    assert gl.run(_loop_name()) == "uvloop"
+
+
+@pytest.mark.parametrize("value", ["asyncio", " AsyncIO "])
+def test_env_forces_the_standard_loop(monkeypatch, value):
+    monkeypatch.setenv(gl.ENV, value)
+    assert gl.loop_factory() is asyncio.new_event_loop
+    assert gl.run(_loop_name()) == "asyncio"
+
+
+def test_standard_loop_without_uvloop(monkeypatch):
+    monkeypatch.delenv(gl.ENV, raising=False)
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # `import uvloop` raises ImportError
+    assert gl.loop_factory() is asyncio.new_event_loop
+    assert gl.run(_loop_name()) == "asyncio"
+
+
+def test_run_returns_and_cleans_up_like_asyncio_run():
+    """The result comes back, a task left running is cancelled (not left pending), async
+    generators are finalised, and the loop is closed."""
+    seen: dict = {}
+
+    async def agen():
+        try:
+            yield 1
+            yield 2
+        finally:
+            seen["agen_closed"] = True
+
+    async def forever():
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            seen["cancelled"] = True
+            raise
+
+    async def main():
+        seen["loop"] = asyncio.get_running_loop()
+        asyncio.get_running_loop().create_task(forever())
+        g = agen()
+        await g.__anext__()  # left suspended: finalised on shutdown
+        await asyncio.sleep(0)
+        return 42
+
+    assert gl.run(main()) == 42
+    assert seen["cancelled"] and seen["agen_closed"]
+    assert seen["loop"].is_closed()
+
+
+def test_run_propagates_exceptions():
+    async def boom():
+        raise ValueError("x")
+
+    with pytest.raises(ValueError):
+        gl.run(boom())
+
+
+async def _loop_name() -> str:
+    return gl.loop_name(asyncio.get_running_loop())
