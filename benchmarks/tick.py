@@ -34,6 +34,7 @@ import time
 
 from benchmarks.common import SshCounter, children_cpu, median, pct, write_out
 from benchmarks.procstat import reaped_tree_cpu, rss_mb
+from gpudash import loop as gl
 
 GROUPS = ("gpu", "disk", "jobs", "log")
 COUNTER = SshCounter()
@@ -398,31 +399,33 @@ def _main(a) -> int:
     COUNTER.install()
     box = Box(a.box)
     v = a.variant
+    # gpudash's variants run on the TUI's loop (gpudash/loop.py: uvloop where installed); the
+    # baselines (gpustat-web's asyncssh, the raw round trip) on asyncio's, as they ship
     if v in ("ssh_per_poll", "own"):
         steps_cmd = asyncio.run(_steps_command(box))
         res = (v_ssh_per_poll if v == "ssh_per_poll" else v_own)(box, a.n, a.pause, steps_cmd)
     elif v == "gpudash":
-        res = asyncio.run(v_gpudash(box, a.n, a.pause))
+        res = gl.run(v_gpudash(box, a.n, a.pause))
     elif v == "gpustat_web":
         res = asyncio.run(v_gpustat_web(box, a.n, a.pause))
     elif v == "floor_true":
-        res = asyncio.run(v_floor_true(box, a.n, a.pause))
+        res = gl.run(v_floor_true(box, a.n, a.pause))
     elif v == "rtt":
         res = asyncio.run(v_rtt(box, a.n, a.pause))
     elif v == "gpu_stream":
-        res = asyncio.run(v_gpu_stream(box, a.n, a.interval_ms))
+        res = gl.run(v_gpu_stream(box, a.n, a.interval_ms))
     elif v == "steps":
-        res = asyncio.run(v_steps(box, a.n))
+        res = gl.run(v_steps(box, a.n))
     elif v == "cadence":
-        res = asyncio.run(v_cadence(box, a.seconds))
+        res = gl.run(v_cadence(box, a.seconds))
     elif v == "cadence_growing":
-        res = asyncio.run(v_cadence(box, a.seconds, grow=True))
+        res = gl.run(v_cadence(box, a.seconds, grow=True))
     elif v == "cadence_polled":  # the log polled (no follower), as on a box without python3
-        res = asyncio.run(v_cadence(box, a.seconds, follow=False))
+        res = gl.run(v_cadence(box, a.seconds, follow=False))
     elif v == "cadence_growing_polled":
-        res = asyncio.run(v_cadence(box, a.seconds, grow=True, follow=False))
+        res = gl.run(v_cadence(box, a.seconds, grow=True, follow=False))
     elif v == "cadence_tmux":
-        res = asyncio.run(v_cadence(box, a.seconds, tmux_job=True))
+        res = gl.run(v_cadence(box, a.seconds, tmux_job=True))
     else:
         print(f"unknown variant {v}", file=sys.stderr)
         return 2
