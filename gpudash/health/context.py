@@ -60,6 +60,9 @@ class RunContext:
     early_eligible: bool | None = None  # None: undecided until the first loss arrives
     last_point: MetricPoint | None = None  # newest metric point already ingested
     restarts: int = 0
+    # checks that are pure functions of a few samples, with the samples they were judged from
+    # (see engine.judged): a refresh comes with every GPU sample, a disk or jobs round every 10–15 s
+    judged: dict = field(default_factory=dict, repr=False, compare=False)
 
     def reset_run(self, started_at: float | None = None) -> None:
         """A new run (restart, relaunch): phases and run-scoped latches start over.

@@ -28,7 +28,7 @@ from gpudash.model import CheckResult, Event, HostSnapshot, Reason, State, worst
 
 __all__ = [
     "HealthEngine", "Intervals", "Phase", "RunContext", "Thresholds", "evaluate", "host_state",
-    "stale_checks", "summarize_jobs",
+    "judged", "stale_checks", "summarize_jobs",
 ]
 
 log = logging.getLogger(__name__)
@@ -78,10 +78,13 @@ def evaluate(
     guarded("gpu", lambda: check_gpus(snap, th, iv, now, job_running=alive,
                                       run_started_at=ctx.run_started_at))
     ckpt_dir = ctx.checkpoint_dir or (snap.checkpoints.path if snap.checkpoints else None)
-    guarded("disk", lambda: check_disks(snap, th, checkpoint_size=_checkpoint_size(snap, ctx),
-                                        checkpoint_dir=ckpt_dir))
+    ckpt_size = _checkpoint_size(snap, ctx)
+    guarded("disk", lambda: judged(ctx, "disk", (snap.disks, snap.disk_errors, th, ckpt_size, ckpt_dir),
+                                   lambda: check_disks(snap, th, checkpoint_size=ckpt_size,
+                                                       checkpoint_dir=ckpt_dir)))
     guarded("memory", lambda: check_memory(snap, th, ctx, now))
-    guarded("jobs", lambda: check_jobs(snap))
+    guarded("jobs", lambda: judged(ctx, "jobs", (snap.slurm, snap.ray, snap.tmux),
+                                   lambda: check_jobs(snap)))
     guarded("loss", lambda: check_loss(ctx, th, now))
     guarded("grad_norm", lambda: check_grad_norm(snap, th))
     guarded("checkpoint", lambda: check_checkpoint_age(snap, th, ctx, now, alive))
@@ -92,6 +95,26 @@ def evaluate(
     for c in mark_stale(checks, stale):
         unique.setdefault(c.key, c)
     return tuple(unique.values())
+
+
+def judged(ctx: RunContext, name: str, inputs: tuple, judge):
+    """``judge()``, or what it returned last time for these very ``inputs``.
+
+    For checks that are pure functions of their inputs (no clock, no context): the disk checks of
+    a disk sample, the job checks of a jobs round. The watcher keeps a probe's sample as the same
+    tuple until that probe's next round, and a view is refreshed with every GPU sample, so most
+    refreshes would judge the same disks and jobs again. Inputs are compared by identity: the
+    memo holds them, so an object cannot be freed and its address reused by a new one; an equal
+    but distinct input is merely judged again.
+    """
+    memo = ctx.judged.get(name)
+    if memo is not None:
+        old, out = memo
+        if len(old) == len(inputs) and all(a is b for a, b in zip(old, inputs)):
+            return out
+    out = judge()
+    ctx.judged[name] = (inputs, out)
+    return out
 
 
 def _checkpoint_size(snap: HostSnapshot, ctx: RunContext) -> int | None:
@@ -108,10 +131,11 @@ def host_state(checks) -> tuple[State, Reason | None]:
     """A host's state is its worst check; an UNKNOWN host says why (the link's reason first,
     since an unreachable box explains every other unknown)."""
     checks = list(checks)
-    state = worst(c.state for c in checks)
-    if state is not State.UNKNOWN:
+    state = worst([c.state for c in checks])
+    unknown_state = State.UNKNOWN
+    if state is not unknown_state:
         return state, None
-    unknown = [c for c in checks if c.state is State.UNKNOWN]
+    unknown = [c for c in checks if c.state is unknown_state]
     link = [c for c in unknown if c.key == "link"]
     pick = (link or unknown)[0]
     return state, pick.reason or Reason.PROBE_ERROR

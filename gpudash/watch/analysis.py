@@ -119,7 +119,10 @@ class HostAnalysis:
             reason=reason,
             checks=checks,
             triage=self.triage,
-            job_summary=health_engine.summarize_jobs(snap),
+            # a pure function of the jobs round's samples: judged again only when they change
+            job_summary=health_engine.judged(
+                ctx, "job_summary", (snap.slurm, snap.ray, snap.tmux, bool(snap.processes)),
+                lambda: health_engine.summarize_jobs(snap)),
             alerts_unacked=self.unacked,
             paused=paused,
             notes=self.spec.notes,
