@@ -86,7 +86,8 @@ def evaluate(
     guarded("jobs", lambda: judged(ctx, "jobs", (snap.slurm, snap.ray, snap.tmux),
                                    lambda: check_jobs(snap)))
     guarded("loss", lambda: check_loss(ctx, th, now))
-    guarded("grad_norm", lambda: check_grad_norm(snap, th))
+    guarded("grad_norm", lambda: judged(ctx, "grad_norm", (snap.metrics, th),
+                                        lambda: check_grad_norm(snap, th)))
     guarded("checkpoint", lambda: check_checkpoint_age(snap, th, ctx, now, alive))
     guarded("log", lambda: check_log_silent(snap, th, ctx, now, alive))
     guarded("run.ended", lambda: check_run_ended(snap, th, ctx, now, alive))
@@ -101,9 +102,10 @@ def judged(ctx: RunContext, name: str, inputs: tuple, judge):
     """``judge()``, or what it returned last time for these very ``inputs``.
 
     For checks that are pure functions of their inputs (no clock, no context): the disk checks of
-    a disk sample, the job checks of a jobs round. The watcher keeps a probe's sample as the same
-    tuple until that probe's next round, and a view is refreshed with every GPU sample, so most
-    refreshes would judge the same disks and jobs again. Inputs are compared by identity: the
+    a disk sample, the job checks of a jobs round, the grad-norm check of the metric points. The
+    watcher keeps a probe's sample as the same tuple until that probe's next round (the metric
+    points until a new one is parsed), and a view is refreshed with every GPU sample, so most
+    refreshes would judge the same disks, jobs and points again. Inputs are compared by identity: the
     memo holds them, so an object cannot be freed and its address reused by a new one; an equal
     but distinct input is merely judged again.
     """

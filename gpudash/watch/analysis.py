@@ -23,6 +23,7 @@ class HostAnalysis:
         self.raw_tail: deque[str] = deque(maxlen=RAW_TAIL_LINES)
         self.raw_line_no = 0  # line number of the newest raw line within what we read
         self.metrics: deque = deque(maxlen=METRIC_POINTS)
+        self._metrics_tuple: tuple | None = None  # `metrics` as a tuple, until it changes
         self.progress = None
         self.completion: tuple[int, str] | None = None
         self.wandb_url: str | None = None
@@ -44,6 +45,7 @@ class HostAnalysis:
         self.raw_tail.clear()
         self.raw_line_no = 0
         self.metrics.clear()
+        self._metrics_tuple = None
         self.progress = None
         self.completion = None
         self._triage_dirty = True
@@ -59,6 +61,7 @@ class HostAnalysis:
         self.raw_tail.extend(raws)
         for p in tm.parse_metrics(raws, start_line_no=first_no):
             self.metrics.append(p if p.at is not None else _with_time(p, now))
+            self._metrics_tuple = None
         prog = tm.parse_progress(raws)
         if prog is not None:
             self.progress = prog
@@ -70,7 +73,12 @@ class HostAnalysis:
         self._triage_dirty = True
 
     def metrics_tuple(self) -> tuple:
-        return tuple(self.metrics)
+        """The metric points as one tuple, the same object until a point is added or the log is
+        reset: every refresh's snapshot carries it (up to 2,000 points), and checks that depend
+        only on it are judged again only when it changes (health.engine.judged)."""
+        if self._metrics_tuple is None:
+            self._metrics_tuple = tuple(self.metrics)
+        return self._metrics_tuple
 
     def _maybe_triage(self, snap: HostSnapshot, now: float) -> None:
         if self._triage_dirty and now - self._triage_at >= self.triage_gap:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 import logging
 import time
 from collections import deque
@@ -29,6 +30,7 @@ from gpudash.watch.view import HostView
 
 HISTORY = 300  # samples per GPU: 10 minutes at 2 s, enough for the 5-minute util window
 LOG_LINES = 1000  # display lines kept per host
+SNAPSHOT_LOG_LINES = 200  # the newest of them in each snapshot (the views, `status`)
 LOG_BYTES_PER_TICK = 256 * 1024
 GPU_STREAM_LIFETIME = 3600.0  # a stream is replaced hourly; its remote `timeout` bounds it too
 MAX_STREAM_ROWS = 4096  # an apps or health block claiming more rows is not read
@@ -135,6 +137,7 @@ class HostWatcher:
         self.log_inode: int | None = None
         self.log_started = False
         self.log_lines: deque[str] = deque(maxlen=LOG_LINES)
+        self._log_tail: tuple[str, ...] | None = None  # the snapshot's newest lines, until new ones
         self.log_error: str | None = None
         self.log_grew_at: float | None = None
         self.log_at: float | None = None
@@ -628,6 +631,8 @@ class HostWatcher:
             lines = self.assembler.feed(chunk)
             for line in lines:
                 self.log_lines.append(getattr(line, "display", line))
+            if lines:
+                self._log_tail = None
             self.analysis.feed_log(lines, chunk, now)
 
     def _reset_log(self) -> None:
@@ -636,6 +641,7 @@ class HostWatcher:
         self.log_inode = None
         self.log_started = False
         self.log_lines.clear()
+        self._log_tail = None
         self.analysis.reset_log()
         self._log_active = True  # a new file: read it at the base cadence
 
@@ -684,7 +690,7 @@ class HostWatcher:
             ray=self.ray,
             jobs_at=self.jobs_at,
             log_path=self.log_path,
-            log_lines=tuple(self.log_lines)[-200:],
+            log_lines=self._snapshot_log_lines(),
             log_error=self.log_error,
             log_grew_at=self.log_grew_at,
             log_at=self.log_at,
@@ -695,6 +701,13 @@ class HostWatcher:
             checkpoints=self.checkpoints,
             files_at=self.files_at,
         )
+
+    def _snapshot_log_lines(self) -> tuple[str, ...]:
+        # built once per change, not on every refresh (a copy of up to 1,000 lines each time)
+        if self._log_tail is None:
+            n = len(self.log_lines)
+            self._log_tail = tuple(itertools.islice(self.log_lines, max(0, n - SNAPSHOT_LOG_LINES), n))
+        return self._log_tail
 
     # ------------------------------------------------------------------ loops
 
