@@ -399,9 +399,10 @@ class SshTransport(Transport):
             ) from None
         except (asyncssh.Error, OSError) as exc:
             raise TransportError(Reason.UNREACHABLE, f"{self.target}: {exc}") from None
-        except AttributeError:
+        except (AttributeError, AssertionError):
             # asyncssh (2.24) when the connection closes between the box confirming the channel
-            # and the channel starting: its session is gone (None.session_started). Seen at
+            # and the channel starting: its session is gone (None.session_started), or its
+            # connection is (`assert self._conn is not None` in get_connection). Both seen at
             # 500 hosts (benchmarks/), on connections dropped and re-made during the warm-up.
             if conn.is_closed():
                 raise TransportError(
