@@ -44,8 +44,13 @@ def help_times(n: int) -> dict:
         variants["gpudash --help"] = [str(script), "--help"]
     times: dict[str, list[float]] = {k: [] for k in variants}
     cpus: dict[str, list[float]] = {k: [] for k in variants}
-    for argv in variants.values():
-        _wall(argv)  # warm the page cache
+    for k, argv in variants.items():
+        # warms the page cache, and checks the command works: a broken entry point (a stale
+        # script left by an old install) fails as fast as `python -c pass` and must not pass
+        # for a fast start-up
+        r = subprocess.run(argv, capture_output=True, cwd=ROOT, timeout=60)
+        if r.returncode != 0 or (argv[-1] == "--help" and b"usage:" not in r.stdout):
+            raise RuntimeError(f"{k!r} failed (exit {r.returncode}): {r.stderr.decode(errors='replace')[-500:]}")
     for _ in range(n):
         for k, argv in variants.items():
             times[k].append(_wall(argv, cpus[k]))
