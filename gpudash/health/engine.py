@@ -105,9 +105,9 @@ def judged(ctx: RunContext, name: str, inputs: tuple, judge):
     a disk sample, the job checks of a jobs round, the grad-norm check of the metric points. The
     watcher keeps a probe's sample as the same tuple until that probe's next round (the metric
     points until a new one is parsed), and a view is refreshed with every GPU sample, so most
-    refreshes would judge the same disks, jobs and points again. Inputs are compared by identity: the
-    memo holds them, so an object cannot be freed and its address reused by a new one; an equal
-    but distinct input is merely judged again.
+    refreshes would judge the same disks, jobs and points again. Inputs are compared by
+    identity: the memo holds them, so an object cannot be freed and its address reused by a new
+    one; an equal but distinct input is merely judged again.
     """
     memo = ctx.judged.get(name)
     if memo is not None:

@@ -99,32 +99,33 @@ def _snap(**kw) -> HostSnapshot:
     return HostSnapshot(**base)
 
 
+def _disk_state(checks) -> State:
+    return next(c for c in checks if c.key == "disk.bytes:/").state
+
+
 def test_same_samples_same_objects_changed_samples_judged_again():
     ctx, th = RunContext(), Thresholds()
     snap = _snap()
-    first = he.evaluate(snap, th, context=ctx)
-    disk_first = [c for c in first if c.key.startswith("disk.")]
-    again = he.evaluate(dataclasses.replace(snap, taken_at=1002.0), th, context=ctx)
-    assert [c for c in again if c.key.startswith("disk.")] == disk_first
-    assert all(x is y for x, y in zip([c for c in again if c.key.startswith("disk.")], disk_first))
-
-    assert next(c for c in again if c.key == "disk.bytes:/").state is State.OK  # 85%
+    first = [c for c in he.evaluate(snap, th, context=ctx) if c.key.startswith("disk.")]
+    again = [c for c in he.evaluate(dataclasses.replace(snap, taken_at=1002.0), th, context=ctx)
+             if c.key.startswith("disk.")]
+    assert again == first and all(x is y for x, y in zip(again, first))
+    assert _disk_state(again) is State.OK  # 85% used
 
     # a new disk sample is judged again
-    later = he.evaluate(dataclasses.replace(snap, disks=(_disk(used_gib=98),)), th, context=ctx)
-    assert next(c for c in later if c.key == "disk.bytes:/").state is State.CRIT
+    assert _disk_state(he.evaluate(_snap(disks=(_disk(used_gib=98),)), th, context=ctx)) is State.CRIT
 
-    # other thresholds: judged again with them
-    strict = dataclasses.replace(th, disk_warn_pct=50.0, disk_crit_pct=60.0)  # 85% is CRIT now
+    # other thresholds: judged again with them (85% is CRIT at 60%)
+    strict = dataclasses.replace(th, disk_warn_pct=50.0, disk_crit_pct=60.0)
     ctx2 = RunContext()
     he.evaluate(snap, th, context=ctx2)
-    assert next(c for c in he.evaluate(snap, strict, context=ctx2) if c.key == "disk.bytes:/").state is State.CRIT
+    assert _disk_state(he.evaluate(snap, strict, context=ctx2)) is State.CRIT
 
     # the same sample, but a checkpoint that no longer fits in what is free: judged again
     ctx3 = RunContext()
-    assert next(c for c in he.evaluate(snap, th, context=ctx3) if c.key == "disk.bytes:/").state is State.OK
+    assert _disk_state(he.evaluate(snap, th, context=ctx3)) is State.OK
     ctx3.checkpoint_size_bytes = 20 * GIB  # 15 GiB free
-    assert next(c for c in he.evaluate(snap, th, context=ctx3) if c.key == "disk.bytes:/").state is State.CRIT
+    assert _disk_state(he.evaluate(snap, th, context=ctx3)) is State.CRIT
 
 
 def test_job_checks_follow_a_new_jobs_round():
