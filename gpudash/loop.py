@@ -34,7 +34,7 @@ def loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
 
 
 def loop_name(loop: asyncio.AbstractEventLoop) -> str:
-    """``uvloop`` or ``asyncio`` (for benchmark records and `--version`-style reports)."""
+    """``uvloop`` or ``asyncio`` (what a benchmark ran on; what a test asserts it ran on)."""
     return "uvloop" if type(loop).__module__.split(".")[0] == "uvloop" else "asyncio"
 
 
