@@ -249,8 +249,10 @@ def make_session_class():
     return BoxSession
 
 
-async def serve(d: Path, port: int, seed: int, gpus: int = 1) -> None:
+async def serve(d: Path, port: int, seed: int, gpus: int = 1, *, ignore_padding: bool = False) -> None:
     import asyncssh
+
+    from gpudash.transport.ssh import skip_ignore_padding
 
     d.mkdir(parents=True, exist_ok=True)
     host_key = asyncssh.generate_private_key("ssh-ed25519")
@@ -261,6 +263,13 @@ async def serve(d: Path, port: int, seed: int, gpus: int = 1) -> None:
     session_cls.boxes = Boxes(seed, gpus)
 
     class Server(asyncssh.SSHServer):
+        def connection_made(self, conn) -> None:
+            # Like OpenSSH's sshd, which sends no SSH_MSG_IGNORE (measured: none in a watch),
+            # not like asyncssh, which puts one before every packet: that doubled the packets
+            # the client decrypts (results before 2026-11-23 16:00; --ignore-padding).
+            if not ignore_padding:
+                skip_ignore_padding(conn)
+
         def begin_auth(self, username: str) -> bool:
             return True
 
@@ -295,12 +304,15 @@ def main(argv=None) -> int:
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--gpus", type=int, default=1, help="GPUs per box (8: an 8-GPU node)")
+    ap.add_argument("--ignore-padding", action="store_true",
+                    help="an SSH_MSG_IGNORE before every packet, as asyncssh sends and sshd does not "
+                         "(how the generator served before 2026-11-23 16:00)")
     a = ap.parse_args(argv)
     import resource
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    asyncio.run(serve(Path(a.dir), a.port, a.seed, a.gpus))
+    asyncio.run(serve(Path(a.dir), a.port, a.seed, a.gpus, ignore_padding=a.ignore_padding))
     return 0
 
 

@@ -71,13 +71,14 @@ async def make_box(ssh_home, tmp_path):
     """Start in-process SSH endpoints: ``await make_box(alias, mode=..., trust=..., auth=...)``.
 
     ``trust``: "yes" (its key in known_hosts), "no" (absent), "other" (a different key listed
-    for it: a changed host key). ``auth``: whether the client's key is authorised.
+    for it: a changed host key). ``auth``: whether the client's key is authorised. ``ciphers``:
+    the only ones it accepts (default: asyncssh's).
     """
     servers: list[BoxServer] = []
 
     async def factory(
         alias: str = "box", *, mode: str = "exec", trust: str = "yes", auth: bool = True,
-        rc_junk: bytes | None = None,
+        rc_junk: bytes | None = None, ciphers: list[str] | None = None,
     ) -> BoxServer:
         box_home = tmp_path / f"box-home-{alias}"
         box_home.mkdir(exist_ok=True)
@@ -85,7 +86,7 @@ async def make_box(ssh_home, tmp_path):
         server = BoxServer(
             host_key=new_key(),
             authorized_key=ssh_home.client_key if auth else new_key(),
-            mode=mode, home=box_home, **kwargs,
+            mode=mode, home=box_home, ciphers=ciphers, **kwargs,
         )
         await server.start()
         servers.append(server)

@@ -88,6 +88,7 @@ class BoxServer:
         rc_junk: bytes = DEFAULT_JUNK,
         home: Path | None = None,
         env: dict[str, str] | None = None,
+        ciphers: list[str] | None = None,
     ) -> None:
         assert mode in ("exec", "shell_only", "no_session", "stall")
         self.host_key = host_key
@@ -96,6 +97,7 @@ class BoxServer:
         self.rc_junk = rc_junk
         self.home = home
         self.extra_env = env or {}
+        self.ciphers = ciphers  # None: asyncssh's defaults
         self.box_id = "gdbox-" + secrets.token_hex(6)
         self.port = 0
         self.connections: set[asyncssh.SSHServerConnection] = set()
@@ -122,6 +124,7 @@ class BoxServer:
             authorized_client_keys=authorized,
             encoding=None,
             allow_scp=False,
+            **({"encryption_algs": self.ciphers} if self.ciphers else {}),
         )
         self.port = self._server.sockets[0].getsockname()[1]
         return self
