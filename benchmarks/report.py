@@ -219,6 +219,10 @@ def section_a(a: dict, targets: list) -> list[str]:
     return lines
 
 
+#: scale runs that are one side of an A/B (scale.section_b's tags), not gpudash as it runs
+AB_KEYS = (" asyncio loop", " CPython GC", " generator pads")
+
+
 def section_b(b: dict, targets: list) -> list[str]:
     if not b:
         return []
@@ -227,7 +231,7 @@ def section_b(b: dict, targets: list) -> list[str]:
         if key == "costs":
             continue
         if "error" in r:
-            rows.append([key, "error: " + r["error"][-200:].replace("\n", " ").replace("|", "/"), "", "", "", "", "", "", "", ""])
+            rows.append([key, "error: " + r["error"][-200:].replace("\n", " ").replace("|", "/"), "", "", "", "", "", "", "", "", ""])
             continue
         rows.append([key, _f(r.get("client_cpu_pct"), 1, "%"), _f(r.get("rss_mb"), 0),
                      _f(r.get("share_on_time", 0) * 100, 1, "%"), _f(r.get("generator_cpu_pct"), 1, "%"),
@@ -235,10 +239,11 @@ def section_b(b: dict, targets: list) -> list[str]:
                      f"{_f(r.get('round_ms_p99', r.get('log_round_ms_p99')))}",
                      f"{_f(r.get('warmup_s'), 0)} s", "yes" if r.get("ui") else "no",
                      f"{r['logs_followed_at_end']}/{r.get('hosts')}" if "logs_followed_at_end" in r else "–",
-                     r.get("loop", "asyncio")])
+                     r.get("loop", "asyncio"),
+                     "/".join(map(str, r["gc_threshold"])) if "gc_threshold" in r else "–"])
         hosts, iv = r.get("hosts"), r.get("interval_s")
-        if r.get("gpus_per_host", 1) != 1 or key.endswith(" asyncio loop"):
-            continue  # the targets: one-GPU boxes of the default runs, on the TUI's own loop
+        if r.get("gpus_per_host", 1) != 1 or any(k in key for k in AB_KEYS):
+            continue  # the targets: one-GPU boxes of the default runs, as gpudash runs
         if hosts == 500 and iv == 2.0 and r.get("ui"):
             targets.append(("(b) 500 hosts at 2 s under 25% of a core", _f(r.get("client_cpu_pct"), 1, "%"),
                             r.get("client_cpu_pct", 999) < 25))
@@ -250,7 +255,7 @@ def section_b(b: dict, targets: list) -> list[str]:
                             f"{_f(r.get('share_on_time', 0) * 100, 1, '%')}", ok))
     lines = ["### (b) Scale: the real Fleet (+ the TUI, headless) against the load generator", ""]
     lines += _table(["hosts @ GPU cadence", "gpudash CPU (% core)", "RSS MB", "GPU samples on time",
-                     "generator CPU (% core)", "probe round ms median / p99", "warm-up", "UI", "logs followed", "loop"], rows)
+                     "generator CPU (% core)", "probe round ms median / p99", "warm-up", "UI", "logs followed", "loop", "GC thresholds"], rows)
     costs = b.get("costs") or {}
     if costs and "error" not in costs:
         from benchmarks.costs import budget

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import time
 from pathlib import Path
@@ -115,7 +116,8 @@ async def measure(a) -> dict:
     res: dict = {"hosts": a.hosts, "interval_s": a.interval, "ui": a.ui and not a.floor, "floor": a.floor,
                  "gpus_per_host": a.gpus,
                  "ciphers": a.ciphers or "asyncssh default",
-                 "loop": gl.loop_name(asyncio.get_running_loop())}
+                 "loop": gl.loop_name(asyncio.get_running_loop()),
+                 "gc_threshold": list(gc.get_threshold())}
 
     async def body() -> None:
         c_start, t_start = time.process_time(), time.monotonic()
@@ -264,10 +266,14 @@ def main(argv=None) -> int:
     ap.add_argument("--profile", help="write cProfile stats of the measured window (not the warm-up) here")
     ap.add_argument("--loop", choices=("gpudash", "asyncio"), default="gpudash",
                     help="gpudash: the TUI's loop (uvloop where installed); asyncio: the standard one (A/B)")
+    ap.add_argument("--gc", choices=("gpudash", "default"), default="gpudash",
+                    help="gpudash: the watch's collector thresholds (gpudash/loop.py); default: CPython's (A/B)")
     ap.add_argument("--out", required=True)
     a = ap.parse_args(argv)
     if a.loop == "asyncio":
         os.environ[gl.ENV] = "asyncio"
+    if a.gc == "default":
+        os.environ[gl.GC_ENV] = "default"
     res = gl.run(measure(a))
     write_out(a.out, res)
     return 0
@@ -277,8 +283,10 @@ def main(argv=None) -> int:
 
 
 def section_b(quick: bool, full: bool, *, only: str | None = None, on_result=None) -> dict:
-    """``only``: "HOSTS:INTERVAL[:chacha][:noui][:gpusN][:floor][:asyncio],…" picks the runs
-    (``asyncio``: on the standard loop instead of the TUI's, for an A/B); ``on_result(out)`` after every run
+    """``only``: "HOSTS:INTERVAL[:chacha][:noui][:gpusN][:floor][:asyncio][:cpythongc][:padded],…"
+    picks the runs (``asyncio``: on the standard loop instead of the TUI's, ``cpythongc``: with
+    CPython's collector thresholds, ``padded``: the generator sends asyncssh's ignore packets,
+    as before 2026-11-23 16:00 — each one side of an A/B); ``on_result(out)`` after every run
     (the caller saves partial results: a 1,000-host run takes minutes)."""
     import subprocess
     import sys
@@ -295,7 +303,7 @@ def section_b(quick: bool, full: bool, *, only: str | None = None, on_result=Non
     if full:
         runs += [(500, 2.0, None, True, 1, False), (500, 2.0, None, False, 1, False), (500, 2.0, None, False, 1, True),
                  (1000, 1.0, None, True, 1, False), (1000, 1.0, None, False, 1, False)]
-    runs = [r + (False,) for r in runs]  # … and whether on the standard loop
+    runs = [r + (False, False, False) for r in runs]  # … standard loop, CPython's GC, padded
     if only:
         runs = []
         for item in only.split(","):
@@ -303,15 +311,15 @@ def section_b(quick: bool, full: bool, *, only: str | None = None, on_result=Non
             gpus = next((int(x[4:]) for x in f[2:] if x.startswith("gpus")), 1)
             runs.append((int(f[0]), float(f[1]), chacha if "chacha" in f[2:] else None,
                          "noui" not in f[2:] and "floor" not in f[2:], gpus, "floor" in f[2:],
-                         "asyncio" in f[2:]))
+                         "asyncio" in f[2:], "cpythongc" in f[2:], "padded" in f[2:]))
     seconds = 10 if quick else 20
     out: dict = {}
     print("  (b) per-operation costs (no network)", flush=True)
     out["costs"] = run_worker("costs", ["--n", "100" if quick else "300"])
-    for hosts, interval, ciphers, ui, gpus, floor, std_loop in runs:
+    for hosts, interval, ciphers, ui, gpus, floor, std_loop, std_gc, padded in runs:
         d = Path(tempfile.mkdtemp(prefix="gdbench-gen-"))
         gen = subprocess.Popen([sys.executable, "-m", "benchmarks.loadgen", "--dir", str(d),
-                                "--gpus", str(gpus)],
+                                "--gpus", str(gpus), *(["--ignore-padding"] if padded else [])],
                                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=open(d / "gen.log", "wb"))
         try:
             end = time.monotonic() + 30
@@ -322,13 +330,14 @@ def section_b(quick: bool, full: bool, *, only: str | None = None, on_result=Non
             key = (f"{hosts}@{interval:g}s" + (f" ×{gpus} GPUs" if gpus > 1 else "")
                    + (" chacha20" if ciphers else "")
                    + (" floor: SSH only, answers dropped" if floor else "" if ui else " no UI")
-                   + (" asyncio loop" if std_loop else ""))
+                   + (" asyncio loop" if std_loop else "") + (" CPython GC" if std_gc else "")
+                   + (" generator pads" if padded else ""))
             print(f"  (b) {key}", flush=True)
             out[key] = run_worker("scale", [
                 "--hosts", str(hosts), "--interval", str(interval), "--seconds", str(seconds),
                 "--gen-dir", str(d), "--gen-pid", str(gen.pid), "--gpus", str(gpus), *(["--ui"] if ui else []),
                 *(["--ciphers", ciphers] if ciphers else []), *(["--floor"] if floor else []),
-                *(["--loop", "asyncio"] if std_loop else []),
+                *(["--loop", "asyncio"] if std_loop else []), *(["--gc", "default"] if std_gc else []),
             ], timeout=900)
             if on_result is not None:
                 on_result(out)

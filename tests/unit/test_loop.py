@@ -84,3 +84,32 @@ def test_run_propagates_exceptions():
 
 async def _loop_name() -> str:
     return gl.loop_name(asyncio.get_running_loop())
+
+
+async def _threshold() -> tuple[int, int, int]:
+    return __import__("gc").get_threshold()
+
+
+def test_run_spaces_out_the_collector_and_restores_it(monkeypatch):
+    import gc
+
+    monkeypatch.delenv(gl.GC_ENV, raising=False)
+    before = gc.get_threshold()
+    assert before != gl.GC_THRESHOLDS  # else this test proves nothing
+    assert gl.run(_threshold()) == gl.GC_THRESHOLDS
+    assert gc.get_threshold() == before
+
+    async def boom():
+        raise ValueError("x")
+
+    with pytest.raises(ValueError):
+        gl.run(boom())
+    assert gc.get_threshold() == before  # restored on the way out of a failure too
+
+
+@pytest.mark.parametrize("value", ["default", " Default "])
+def test_env_keeps_cpythons_collector(monkeypatch, value):
+    import gc
+
+    monkeypatch.setenv(gl.GC_ENV, value)
+    assert gl.run(_threshold()) == gc.get_threshold()
