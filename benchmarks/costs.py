@@ -85,7 +85,35 @@ async def measure(n: int) -> dict:
         + s.key.encode() + b":0\n" for s in steps) + b"\n@@GD:0123456789abcdef:Z:7\n"
     out["split_batch_ms"] = timed(
         lambda: framing.split_batch(steps, answer_out, b"", "0123456789abcdef", 7), n) * 1e3
+    from gpudash.demo import traces
+
+    out["retriage_ms"] = {
+        "healthy": retriage(text.decode(errors="replace").splitlines(), max(5, n // 30)),
+        "failing": retriage(traces.read("fail-cuda-oom.log").splitlines(), max(3, n // 100)),
+    }
     return out
+
+
+def retriage(lines: list[str], reps: int) -> dict:
+    """A day-long watch's re-triage: the log's last RAW_TAIL_LINES lines classified again after
+    5 new ones, afresh and with the watch's per-line memo (ms per triage). The log's lines are
+    repeated to fill the tail, each made unique (`` #i``) as a real log's step numbers make them."""
+    from gpudash.triage.classifier import ScanMemo, classify
+    from gpudash.watch.analysis import RAW_TAIL_LINES
+
+    full = [f"{lines[i % len(lines)]} #{i}" for i in range(RAW_TAIL_LINES + 5 * (reps + 1))]
+    texts = ["\n".join(full[5 * i:5 * i + RAW_TAIL_LINES]) for i in range(reps + 1)]
+    memo = ScanMemo()
+    classify(texts[0], memo=memo)
+    c = time.process_time()
+    for t in texts[1:]:
+        classify(t, memo=memo)
+    with_memo = (time.process_time() - c) / reps
+    c = time.process_time()
+    for t in texts[1:]:
+        classify(t)
+    fresh = (time.process_time() - c) / reps
+    return {"lines": RAW_TAIL_LINES, "fresh": fresh * 1e3, "memo": with_memo * 1e3}
 
 
 def budget(costs: dict, a: dict | None, interval: float = 2.0) -> dict:

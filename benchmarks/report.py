@@ -219,6 +219,14 @@ def section_a(a: dict, targets: list) -> list[str]:
     return lines
 
 
+def _retriage(r: dict | None) -> str:
+    if not r:
+        return ""
+    parts = [f"{kind} log {_f(v['fresh'], 1)} afresh, {_f(v['memo'], 1)} with the memo" for kind, v in r.items()]
+    n = next(iter(r.values()))["lines"]
+    return f" Re-triage of a full tail ({n:,} lines) after 5 new lines: " + "; ".join(parts) + "."
+
+
 #: scale runs that are one side of an A/B (scale.section_b's tags), not gpudash as it runs
 AB_KEYS = (" asyncio loop", " CPython GC", " generator pads")
 
@@ -266,7 +274,8 @@ def section_b(b: dict, targets: list) -> list[str]:
                   f"debounce {_f(costs.get('health_debounce_ms'), 2)}, triage fusion {_f(costs.get('triage_fuse_ms'), 2)}, "
                   f"snapshot {_f(costs.get('snapshot_ms'), 2)}); one GPU CSV line parsed {_f(costs.get('gpu_line_parse_ms'), 3)}; "
                   f"a log tick of 100 lines {_f(costs.get('log_tick_100_lines_ms'), 1)}; framing a batch "
-                  f"{_f(costs.get('render_batch_ms'), 3)} + splitting its answer {_f(costs.get('split_batch_ms'), 3)}.",
+                  f"{_f(costs.get('render_batch_ms'), 3)} + splitting its answer {_f(costs.get('split_batch_ms'), 3)}."
+                  + _retriage(costs.get("retriage_ms")),
                   "", f"Budget per host in a big fleet at a 2 s GPU cadence ({_f(bud['refreshes_per_s'], 2)} view "
                   f"refreshes/s, {_f(bud['rounds_per_s'], 2)} batch round trips/s, "
                   f"{_f(bud.get('stream_lines_per_s', 0.5), 2)} streamed lines/s: GPU samples and log records), ms of "

@@ -136,6 +136,7 @@ async def measure(a) -> dict:
 
             prof = cProfile.Profile()
             prof.enable()
+        triage0 = 0 if a.floor else sum(fleet.watchers[h].analysis.triage_runs for h in hosts)
         g0, c0, t0 = proc_cpu(a.gen_pid), time.process_time(), time.monotonic()
         await asyncio.sleep(a.seconds)
         g1, c1, t1 = proc_cpu(a.gen_pid), time.process_time(), time.monotonic()
@@ -159,6 +160,12 @@ async def measure(a) -> dict:
         res["reconnects"] = sum(t.connect_attempts - 1 for t in transports.values())
         if not a.floor:  # the floor follows the logs with streams of its own, not the watchers'
             res["logs_followed_at_end"] = sum(1 for h in hosts if fleet.watchers[h].log_following)
+            # how much log each host's triage had to read: a short run's tails are short, a
+            # day's are full (RAW_TAIL_LINES); see costs.py for triage at each size
+            tails = [len(fleet.watchers[h].analysis.raw_tail) for h in hosts]
+            res["log_tail_lines_mean"] = sum(tails) / len(tails)
+            res["triage_runs_per_s"] = (sum(fleet.watchers[h].analysis.triage_runs for h in hosts)
+                                        - triage0) / el
 
     if a.floor:
         tasks = await start_floor(fleet, a.interval, arrivals)

@@ -34,7 +34,7 @@ import os
 import re
 from bisect import bisect_right
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from gpudash.sanitize import clean_text
 from gpudash.training.progress import COMPLETION_ANCHORS, completion_markers, is_completion
@@ -175,15 +175,33 @@ def _moves_on(lines: Sequence[str], lo: int, hi: int, prev_step: float | None) -
     return False
 
 
-def _step_before(lines: Sequence[str], idx: int) -> float | None:
-    for k in range(idx - 1, max(-1, idx - _LOOKBACK_LINES), -1):
-        seg = _last_segment(lines[k])
-        low = seg.lower()
-        if "step" in low or "iter" in low or "update" in low:
-            m = _P_STEP.search(seg)
-            if m:
-                return float(m.group(1))
+def _step_value(line: str) -> float | None:
+    """The step counter a line shows (its last ``\r`` segment), if any."""
+    seg = _last_segment(line)
+    low = seg.lower()
+    if "step" in low or "iter" in low or "update" in low:
+        m = _P_STEP.search(seg)
+        if m:
+            return float(m.group(1))
     return None
+
+
+def _steps_before(lines: Sequence[str], lo: int, step_value=_step_value) -> list[float | None]:
+    """``out[i - lo]``, for ``lo <= i <= len(lines)``: the step shown by the nearest line before
+    ``i`` that shows one, within ``_LOOKBACK_LINES`` (None if none). One forward pass: looking
+    back from every hit instead cost 400 lines per hit (1.2 s for 4,000 lines of repeated
+    tracebacks, which have no step to find)."""
+    n = len(lines)
+    out: list[float | None] = []
+    last_k, last_v = -_LOOKBACK_LINES - 1, None
+    for k in range(max(0, lo - _LOOKBACK_LINES + 1), n + 1):
+        if k >= lo:
+            out.append(last_v if last_k > k - _LOOKBACK_LINES else None)
+        if k < n:
+            v = step_value(lines[k])
+            if v is not None:
+                last_k, last_v = k, v
+    return out
 
 
 def _last_finite_loss(lines: Sequence[str]) -> int:
@@ -218,10 +236,15 @@ def _fine_index() -> dict[str, tuple[str, ...]]:
     return _COARSE_TO_FINE
 
 
-def _candidates(low: str, starts: list[int], extra: Sequence[str]) -> dict[int, set[str]]:
-    """Line index -> coarse anchors found in it."""
+def _candidates(lines: Sequence[str], extra: Sequence[str]) -> dict[int, set[str]]:
+    """Line index -> coarse anchors found in it: one ``str.find`` pass per anchor over the
+    lower-cased lines joined (an anchor never spans a line)."""
+    low_lines = [x.lower() for x in lines]  # per line: lower() may change a line's length
+    starts = [0]
+    starts.extend(itertools.accumulate(len(x) + 1 for x in low_lines))
+    low = "\n".join(low_lines)
     out: dict[int, set[str]] = {}
-    n = len(starts) - 1
+    n = len(lines)
     for a in itertools.chain(sigs.COARSE_ANCHORS, extra):
         i = low.find(a)
         while i != -1:
@@ -233,17 +256,121 @@ def _candidates(low: str, starts: list[int], extra: Sequence[str]) -> dict[int, 
     return out
 
 
+class ScanMemo:
+    """What each line already looked at says (its coarse anchors and, where it has one, its
+    hit or completion), for a log classified again and again as it grows: the watch
+    re-classifies a host's last 4,000 lines whenever new ones came.
+
+    Finding the lines worth a look and matching them against the signatures was almost all of a
+    classification's cost (on the benchmark VM, 4,000 lines: ~25 ms for a healthy log, 0.1-0.5 s
+    for one full of tracebacks), and both depend only on the line. With a memo only the lines
+    not seen before are searched and matched; what depends on a line's place (episodes, the
+    traceback around a hit, the verdict) is worked out afresh each time. Keyed by the line's
+    text, not its position: the window slides. Holds no more than about twice the lines of the
+    largest window classified with it (older lines are forgotten). Results are exactly those
+    without a memo."""
+
+    def __init__(self) -> None:
+        self._said: dict[str, _LineOutcome] = {}
+        self._exc: dict[str, bool] = {}  # is the line an exception line (ends a traceback)
+        self._step: dict[str, float | None] = {}  # the step counter the line shows
+        self._key: tuple = ()
+        self._most = 0  # lines in the largest window since the last pruning
+
+    def step_value(self, line: str) -> float | None:
+        try:
+            return self._step[line]
+        except KeyError:
+            got = self._step[line] = _step_value(line)
+            return got
+
+    def exception_line(self, line: str) -> bool:
+        got = self._exc.get(line)
+        if got is None:
+            got = self._exc[line] = _exception_line(line)
+        return got
+
+    def outcomes(self, lines: Sequence[str], markers: tuple, extra: tuple[str, ...]):
+        """``(index, outcome)`` of every line that says something, in line order."""
+        said = self._said
+        if (markers, extra) != self._key:  # other completion markers: other outcomes
+            said.clear()
+            self._key = (markers, extra)
+        misses = [x for x in dict.fromkeys(lines) if x not in said]
+        if misses:
+            cands = _candidates(misses, extra)
+            for j, line in enumerate(misses):
+                got = cands.get(j)
+                said[line] = _line_outcome(line, _fine_here(got), markers, extra) if got else _NOTHING
+        out = [(k, o) for k, line in enumerate(lines) if (o := said[line]) is not _NOTHING]
+        # classify() may look at a short window, then the whole text: bounded by the largest
+        self._most = max(self._most, len(lines))
+        if len(said) + len(self._exc) + len(self._step) > 3 * self._most + 1000:
+            self._said = {line: said[line] for line in lines}
+            self._exc = {line: self._exc[line] for line in lines if line in self._exc}
+            self._step = {line: self._step[line] for line in lines if line in self._step}
+            self._most = len(lines)
+        return out
+
+
+_TEARDOWN_LOOKBACK = 80
+
+
 def _in_ignored_traceback(lines: Sequence[str], idx: int) -> bool:
-    """Is line idx inside an `Exception ignored in: …` traceback (interpreter teardown noise)?"""
-    for k in range(idx, max(-1, idx - 80), -1):
-        line = lines[k]
-        if k != idx and sigs.EXCEPTION_LINE.match(sigs.LINE_PREFIX.sub("", clean_text(line, max_len=400))):
-            return False
-        if "Exception ignored in" in line:
-            return True
-        if "Traceback (most recent call last)" in line:
-            return k > 0 and "Exception ignored in" in lines[k - 1]
+    """Is line idx inside an `Exception ignored in: …` traceback (interpreter teardown noise)?
+    The nearest line at or before it (within 80) that decides says so (:func:`_decides`)."""
+    for k in range(idx, max(-1, idx - _TEARDOWN_LOOKBACK), -1):
+        said = _decides(lines, k, own=k == idx)
+        if said is not None:
+            return said
     return False
+
+
+def _exception_line(line: str) -> bool:
+    return bool(sigs.EXCEPTION_LINE.match(sigs.LINE_PREFIX.sub("", clean_text(line, max_len=400))))
+
+
+def _decides(lines: Sequence[str], k: int, *, own: bool, exception_line=_exception_line) -> bool | None:
+    """What line k says about the lines after it (``own``: about itself, where an exception
+    line does not end the traceback it closes): an exception line ends any traceback (False),
+    `Exception ignored in` opens one (True), a traceback header is one if that line came just
+    before it; None: nothing, look further back."""
+    line = lines[k]
+    if not own and exception_line(line):
+        return False
+    if "Exception ignored in" in line:
+        return True
+    if "Traceback (most recent call last)" in line:
+        return k > 0 and "Exception ignored in" in lines[k - 1]
+    return None
+
+
+class _TeardownSweep:
+    """:func:`_in_ignored_traceback` for hits met in line order, by one forward sweep that
+    remembers the nearest deciding line: looking back 80 lines from every hit cost 320,000
+    regex checks for 4,000 lines that all hit (3 s). A hit before the sweep's position (not in
+    order) is answered by looking back, as before."""
+
+    def __init__(self, lines: Sequence[str], memo: ScanMemo | None = None) -> None:
+        self.lines = lines
+        self.exception_line = _exception_line if memo is None else memo.exception_line
+        self.next = 0  # lines before this one were swept
+        self.said_at = -1  # the nearest deciding line swept, and what it said
+        self.said = False
+
+    def __call__(self, idx: int) -> bool:
+        if idx < self.next:
+            return _in_ignored_traceback(self.lines, idx)
+        lo = max(0, idx - _TEARDOWN_LOOKBACK + 1)
+        for k in range(max(self.next, lo), idx):
+            said = _decides(self.lines, k, own=False, exception_line=self.exception_line)
+            if said is not None:
+                self.said_at, self.said = k, said
+        self.next = idx
+        own = _decides(self.lines, idx, own=True)
+        if own is not None:
+            return own
+        return self.said if self.said_at >= lo else False
 
 
 def _exception_hit(body: str) -> tuple[str, int, str] | None:
@@ -264,72 +391,98 @@ def _exception_hit(body: str) -> tuple[str, int, str] | None:
     return cls, band, name
 
 
+@dataclass(frozen=True)
+class _LineOutcome:
+    """What one line says, whatever its place in the log: the text of its last completion
+    segment before its hit (or of all its segments), and its hit with ``idx`` -1 and ``soft``
+    only as far as the line itself tells (``teardown``: whether the lines before it decide)."""
+
+    completion: str | None
+    hit: _Hit | None
+    teardown: bool = False
+
+
+_NOTHING = _LineOutcome(None, None)
+
+
+def _line_outcome(line: str, fine_here: set[str], markers: tuple, extra: tuple[str, ...]) -> _LineOutcome:
+    completion = None
+    for seg in line.split("\r") if "\r" in line else (line,):
+        if not seg.strip():
+            continue
+        clean = clean_text(seg, max_len=None)
+        low = clean.lower()
+        present = [f for f in fine_here if f in low]
+        if not present:
+            continue
+        if any(a in low for a in sigs.IGNORE_ANCHORS) and any(i.pattern.search(clean) for i in sigs.IGNORE):
+            continue
+        if (any(a in low for a in COMPLETION_ANCHORS) or any(a in low for a in extra)) \
+                and is_completion(clean, markers):
+            completion = clean_text(seg)
+            continue
+        body = sigs.LINE_PREFIX.sub("", clean, count=1) or clean
+        hit = _match(clean, body, present)
+        if hit is not None:  # one hit per line: the first segment that says something
+            soft = hit.soft or bool(sigs.WARNING_LINE.search(clean))
+            return _LineOutcome(completion, replace(hit, soft=soft), teardown=not soft)
+    return _LineOutcome(completion, None) if completion is not None else _NOTHING
+
+
+def _match(clean: str, body: str, present: list[str]) -> _Hit | None:
+    order = sorted({j for a in present for j in sigs.ANCHOR_INDEX.get(a, ())})
+    for j in order:
+        sig = sigs.SIGNATURES[j]
+        if sig.pattern.search(body) or (body is not clean and sig.pattern.search(clean)):
+            looks = bool(sigs.EXCEPTION_LINE.match(body))
+            return _Hit(-1, sig.cls, sig.band, sig.soft, clean_text(clean), sig.name, sig.cause, sig.metric,
+                        exception=looks)
+    if any(a in present for a in sigs.EXCEPTION_ANCHORS):
+        exc = _exception_hit(body)
+        if exc is not None:
+            cls, band, name = exc
+            return _Hit(-1, cls, band, False, clean_text(clean), "exception:" + name, exception=True)
+    return None
+
+
+def _fine_here(anchors) -> set[str]:
+    fine = _fine_index()
+    here = set(_UNCOVERED)
+    for c in anchors:
+        here.update(fine.get(c, (c,)))
+    return here
+
+
 class _Scan:
     """One pass over a window of text: hits, completion line, progress."""
 
-    def __init__(self, text: str, markers: tuple, extra_anchors: tuple[str, ...]) -> None:
+    def __init__(self, text: str, markers: tuple, extra_anchors: tuple[str, ...],
+                 memo: ScanMemo | None = None) -> None:
         lines = text.split("\n")
         if lines and lines[-1] == "":
             lines.pop()
         self.lines = lines
-        starts = [0]
-        starts.extend(itertools.accumulate(len(x) + 1 for x in lines))
         self.markers = markers
         self.extra = extra_anchors
-        fine = _fine_index()
-        cands = _candidates(text.lower(), starts, extra_anchors)
+        teardown = _TeardownSweep(lines, memo)
+        self.step_value = _step_value if memo is None else memo.step_value
         self.hits: list[_Hit] = []
         self.completion: int | None = None
         self.completion_text = ""
-        for k in sorted(cands):
-            fine_here = set(_UNCOVERED)
-            for c in cands[k]:
-                fine_here.update(fine.get(c, (c,)))
-            self._scan_line(k, fine_here)
-
-    def _scan_line(self, k: int, fine_here: set[str]) -> None:
-        line = self.lines[k]
-        for seg in line.split("\r") if "\r" in line else (line,):
-            if not seg.strip():
-                continue
-            clean = clean_text(seg, max_len=None)
-            low = clean.lower()
-            present = [f for f in fine_here if f in low]
-            if not present:
-                continue
-            if any(a in low for a in sigs.IGNORE_ANCHORS) and any(i.pattern.search(clean) for i in sigs.IGNORE):
-                continue
-            if (any(a in low for a in COMPLETION_ANCHORS) or any(a in low for a in self.extra)) \
-                    and is_completion(clean, self.markers):
-                self.completion, self.completion_text = k, clean_text(seg)
-                continue
-            body = sigs.LINE_PREFIX.sub("", clean, count=1) or clean
-            hit = self._match(k, clean, body, present)
+        if memo is None:
+            cands = _candidates(lines, extra_anchors)
+            outcomes = ((k, _line_outcome(lines[k], _fine_here(cands[k]), markers, extra_anchors))
+                        for k in sorted(cands))
+        else:
+            outcomes = memo.outcomes(lines, markers, extra_anchors)
+        for k, out in outcomes:
+            if out.completion is not None:
+                self.completion, self.completion_text = k, out.completion
+            hit = out.hit
             if hit is not None:
-                self.hits.append(hit)
-                return  # one hit per line: the first segment that says something
-
-    def _match(self, k: int, clean: str, body: str, present: list[str]) -> _Hit | None:
-        order = sorted({j for a in present for j in sigs.ANCHOR_INDEX.get(a, ())})
-        for j in order:
-            sig = sigs.SIGNATURES[j]
-            if sig.pattern.search(body) or (body is not clean and sig.pattern.search(clean)):
-                soft = sig.soft or self._soft(k, clean)
-                looks = bool(sigs.EXCEPTION_LINE.match(body))
-                return _Hit(k, sig.cls, sig.band, soft, clean_text(clean), sig.name, sig.cause, sig.metric,
-                            exception=looks)
-        if any(a in present for a in sigs.EXCEPTION_ANCHORS):
-            exc = _exception_hit(body)
-            if exc is not None:
-                cls, band, name = exc
-                return _Hit(k, cls, band, self._soft(k, clean), clean_text(clean), "exception:" + name,
-                            exception=True)
-        return None
-
-    def _soft(self, k: int, clean: str) -> bool:
-        """Warning lines and teardown tracebacks only count when nothing else does."""
-        return bool(sigs.WARNING_LINE.search(clean)) or _in_ignored_traceback(self.lines, k)
-
+                soft = hit.soft or (out.teardown and teardown(k))  # in line order: one sweep
+                self.hits.append(_Hit(k, hit.cls, hit.band, soft, hit.text, hit.name, hit.cause,
+                                      hit.metric, hit.exception))
 
 
 # ----------------------------------------------------------------------------- verdict
@@ -338,10 +491,14 @@ class _Scan:
 def _episodes(scan: _Scan) -> list[_Episode]:
     lines = scan.lines
     eps: list[_Episode] = []
+    if not scan.hits:
+        return eps
+    lo = scan.hits[0].idx + 1
+    before = _steps_before(lines, lo, scan.step_value)  # before[i - lo]: the step seen before line i
     for h in scan.hits:
         if eps and not eps[-1].closed:
             last = eps[-1].hits[-1].idx
-            if _moves_on(lines, last + 1, h.idx, _step_before(lines, last + 1)):
+            if _moves_on(lines, last + 1, h.idx, before[last + 1 - lo]):
                 eps[-1].closed = True
             else:
                 eps[-1].hits.append(h)
@@ -349,7 +506,7 @@ def _episodes(scan: _Scan) -> list[_Episode]:
         eps.append(_Episode([h]))
     if eps and not eps[-1].closed:
         last = eps[-1].hits[-1].idx
-        eps[-1].closed = _moves_on(lines, last + 1, len(lines), _step_before(lines, last + 1))
+        eps[-1].closed = _moves_on(lines, last + 1, len(lines), before[last + 1 - lo])
     return eps
 
 
@@ -385,8 +542,8 @@ class _Analysis:
 
 
 def _analyse(text: str, offset: int, at_start: bool, markers: tuple, extra: tuple[str, ...],
-             source: str, truncated: bool) -> _Analysis:
-    scan = _Scan(text, markers, extra)
+             source: str, truncated: bool, memo: ScanMemo | None = None) -> _Analysis:
+    scan = _Scan(text, markers, extra, memo)
     lines = scan.lines
     if any(h.metric for h in scan.hits):
         last_finite = _last_finite_loss(lines)
@@ -442,11 +599,12 @@ def _prepare(completion_markers_: Sequence[str] | None) -> tuple[tuple, tuple[st
 
 
 def classify(text: str | bytes, *, source: str = "", completion_markers: Sequence[str] | None = None,
-             max_chars: int = MAX_BYTES) -> TriageResult:
+             max_chars: int = MAX_BYTES, memo: ScanMemo | None = None) -> TriageResult:
     """Classify a log (the run's own log, or its tail). Never raises.
 
     Only the last `max_chars` characters are examined (widening from the last 256 KiB when the
-    failure episode starts earlier); line numbers stay those of the whole text.
+    failure episode starts earlier); line numbers stay those of the whole text. `memo`: for a
+    text classified again as it grows (see :class:`ScanMemo`); the result is the same.
     """
     if isinstance(text, (bytes, bytearray)):
         text = bytes(text).decode("utf-8", errors="replace")
@@ -461,7 +619,7 @@ def classify(text: str | bytes, *, source: str = "", completion_markers: Sequenc
             nl = text.find("\n", start)
             start = total if nl == -1 else nl + 1  # drop the partial first line
         offset = text.count("\n", 0, start) if start else 0
-        an = _analyse(text[start:], offset, start == 0, markers, extra, source, start > 0)
+        an = _analyse(text[start:], offset, start == 0, markers, extra, source, start > 0, memo)
         if not an.needs_more or window >= min(total, max_chars):
             return an.result
         window = min(total, max_chars, window * 8)

@@ -32,6 +32,8 @@ class HostAnalysis:
         self._triage_dirty = False
         self._triage_at = 0.0
         self.triage_gap = TRIAGE_MIN_GAP_S  # the Fleet widens it for big fleets
+        self.triage_runs = 0  # times the log was classified (benchmarks count them)
+        self._triage_memo = None  # the classifier's per-line memo, made with the first triage
         self.script_mtime: float | None = None
         self.events: deque[Event] = deque(maxlen=1000)
         self.unacked = 0
@@ -82,11 +84,16 @@ class HostAnalysis:
 
     def _maybe_triage(self, snap: HostSnapshot, now: float) -> None:
         if self._triage_dirty and now - self._triage_at >= self.triage_gap:
-            from gpudash.triage.classifier import classify
+            from gpudash.triage.classifier import ScanMemo, classify
 
             self._triage_dirty = False
             self._triage_at = now
-            self._classified = classify("\n".join(self.raw_tail), source=snap.log_path or "")
+            self.triage_runs += 1
+            if self._triage_memo is None:
+                self._triage_memo = ScanMemo()
+            # the same tail again with a few new lines: the memo searches only those
+            self._classified = classify("\n".join(self.raw_tail), source=snap.log_path or "",
+                                        memo=self._triage_memo)
         # Live facts change every round: fuse them into the log's verdict afresh each time
         # (fusing an already fused result would stack its notes).
         if self._classified is not None:
