@@ -266,9 +266,10 @@ class ScanMemo:
     for one full of tracebacks), and both depend only on the line. With a memo only the lines
     not seen before are searched and matched; what depends on a line's place (episodes, the
     traceback around a hit, the verdict) is worked out afresh each time. Keyed by the line's
-    text, not its position: the window slides. Holds no more than about twice the lines of the
-    largest window classified with it (older lines are forgotten). Results are exactly those
-    without a memo."""
+    text, not its position: the window slides. Holds about 1.5 times the lines of the largest
+    window classified with it, at most (older lines are forgotten); with :func:`classify_lines`
+    its keys are the caller's own strings, not copies. Results are exactly those without a
+    memo."""
 
     def __init__(self) -> None:
         self._said: dict[str, _LineOutcome] = {}
@@ -305,7 +306,7 @@ class ScanMemo:
         out = [(k, o) for k, line in enumerate(lines) if (o := said[line]) is not _NOTHING]
         # classify() may look at a short window, then the whole text: bounded by the largest
         self._most = max(self._most, len(lines))
-        if len(said) + len(self._exc) + len(self._step) > 3 * self._most + 1000:
+        if len(said) > self._most + self._most // 2 + 500:
             self._said = {line: said[line] for line in lines}
             self._exc = {line: self._exc[line] for line in lines if line in self._exc}
             self._step = {line: self._step[line] for line in lines if line in self._step}
@@ -456,9 +457,12 @@ def _fine_here(anchors) -> set[str]:
 class _Scan:
     """One pass over a window of text: hits, completion line, progress."""
 
-    def __init__(self, text: str, markers: tuple, extra_anchors: tuple[str, ...],
+    def __init__(self, text: str | list[str], markers: tuple, extra_anchors: tuple[str, ...],
                  memo: ScanMemo | None = None) -> None:
-        lines = text.split("\n")
+        if isinstance(text, list):  # already lines (classify_lines): the same strings, no copy
+            lines = text
+        else:
+            lines = text.split("\n")
         if lines and lines[-1] == "":
             lines.pop()
         self.lines = lines
@@ -541,7 +545,7 @@ class _Analysis:
     needs_more: bool  # the current episode may have started before this window
 
 
-def _analyse(text: str, offset: int, at_start: bool, markers: tuple, extra: tuple[str, ...],
+def _analyse(text: str | list[str], offset: int, at_start: bool, markers: tuple, extra: tuple[str, ...],
              source: str, truncated: bool, memo: ScanMemo | None = None) -> _Analysis:
     scan = _Scan(text, markers, extra, memo)
     lines = scan.lines
@@ -620,6 +624,30 @@ def classify(text: str | bytes, *, source: str = "", completion_markers: Sequenc
             start = total if nl == -1 else nl + 1  # drop the partial first line
         offset = text.count("\n", 0, start) if start else 0
         an = _analyse(text[start:], offset, start == 0, markers, extra, source, start > 0, memo)
+        if not an.needs_more or window >= min(total, max_chars):
+            return an.result
+        window = min(total, max_chars, window * 8)
+
+
+def classify_lines(lines: Sequence[str], *, source: str = "", completion_markers: Sequence[str] | None = None,
+                   max_chars: int = MAX_BYTES, memo: ScanMemo | None = None) -> TriageResult:
+    """:func:`classify` of ``"\\n".join(lines)``, for lines that hold no newline (the watch's tail),
+    without joining and splitting them: the same windows and line numbers, and a memo keyed by
+    these very strings, so it holds no copy of the tail. Never raises."""
+    markers, extra = _prepare(completion_markers)
+    lines = list(lines)
+    starts = [0]  # where each line starts in the joined text
+    starts.extend(itertools.accumulate(len(x) + 1 for x in lines))
+    total = max(0, starts.pop() - 1)
+    window = min(total, FIRST_WINDOW)
+    while True:
+        start = total - window
+        first = 0
+        if start > 0:  # drop the partial first line, as classify does
+            first = bisect_right(starts, start)
+        part = lines[first:]
+        an = _analyse(part, min(first, max(0, len(lines) - 1)), start <= 0, markers, extra, source,
+                      start > 0, memo)
         if not an.needs_more or window >= min(total, max_chars):
             return an.result
         window = min(total, max_chars, window * 8)

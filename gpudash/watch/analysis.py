@@ -84,16 +84,17 @@ class HostAnalysis:
 
     def _maybe_triage(self, snap: HostSnapshot, now: float) -> None:
         if self._triage_dirty and now - self._triage_at >= self.triage_gap:
-            from gpudash.triage.classifier import ScanMemo, classify
+            from gpudash.triage.classifier import ScanMemo, classify_lines
 
             self._triage_dirty = False
             self._triage_at = now
             self.triage_runs += 1
             if self._triage_memo is None:
                 self._triage_memo = ScanMemo()
-            # the same tail again with a few new lines: the memo searches only those
-            self._classified = classify("\n".join(self.raw_tail), source=snap.log_path or "",
-                                        memo=self._triage_memo)
+            # the same tail again with a few new lines: the memo searches only those (and
+            # holds the tail's own strings, not copies)
+            self._classified = classify_lines(self.raw_tail, source=snap.log_path or "",
+                                              memo=self._triage_memo)
         # Live facts change every round: fuse them into the log's verdict afresh each time
         # (fusing an already fused result would stack its notes).
         if self._classified is not None:

@@ -88,8 +88,8 @@ def test_the_memo_stays_bounded():
     lines = [f"step {i} loss 0.5 note {i}" for i in range(5000)]
     for s in range(0, 4900, 50):
         classify("\n".join(lines[s:s + 100]), memo=memo)
-        kept = len(memo._said) + len(memo._exc) + len(memo._step)
-        assert kept <= 3 * 100 + 1000 + 100
+        assert len(memo._said) <= 150 + 500 + 100  # 1.5 x the window + 500, + one window's new lines
+        assert len(memo._exc) <= len(memo._said) and len(memo._step) <= len(memo._said)
 
 
 # ----------------------------------------------------------------------------- the one-pass helpers
@@ -143,3 +143,25 @@ def test_steps_before_equals_looking_back(lines, data):
     lo = data.draw(st.integers(0, len(lines)))
     got = cl._steps_before(lines, lo)
     assert got == [_step_before_reference(lines, i) for i in range(lo, len(lines) + 1)]
+
+
+@settings(deadline=None, max_examples=150)
+@given(st.lists(st.sampled_from(POOL + ["x" * 300]), max_size=60), st.sampled_from([40, 300, 5000]),
+       st.booleans())
+def test_classify_lines_is_classify_of_the_joined_lines(lines, first_window, with_memo):
+    """The watch's path (the tail's lines, no join): the same windows, offsets and verdicts, with
+    small first windows so the widening is exercised."""
+    saved = cl.FIRST_WINDOW
+    cl.FIRST_WINDOW = first_window
+    try:
+        memo = ScanMemo() if with_memo else None
+        assert cl.classify_lines(lines, memo=memo) == classify("\n".join(lines))
+    finally:
+        cl.FIRST_WINDOW = saved
+
+
+def test_the_memo_holds_the_tails_own_strings():
+    lines = [f"step {i} loss 0.5" for i in range(50)]
+    memo = ScanMemo()
+    cl.classify_lines(lines, memo=memo)
+    assert {id(k) for k in memo._said} == {id(x) for x in lines}
