@@ -47,10 +47,12 @@ _LMS = re.compile(rb"-lms'? '?(\d+)")
 class Boxes:
     """One SimBox per login name, made on first use."""
 
-    def __init__(self, seed: int, gpus: int = 1) -> None:
+    def __init__(self, seed: int, gpus: int = 1, history: int = 0) -> None:
         from gpudash.demo.scenarios import build
 
         self.scenarios = build(seed)
+        if history:
+            self.scenarios = [with_history(sc, history) for sc in self.scenarios]
         self.start = time.time()
         self.gpus = max(1, gpus)
         self._boxes: dict = {}
@@ -67,6 +69,26 @@ class Boxes:
                 box = MultiGpuBox(box, self.gpus)
             self._boxes[name] = box
         return box
+
+
+def with_history(sc, lines: int):
+    """``sc`` with ``lines`` lines already in its log before the run starts, as a box watched
+    for a day has: its first lines again, each made unique (``[earlier N]``), so the watch's
+    first read fills its tail (up to 256 KiB, RAW_TAIL_LINES lines) and every re-triage
+    classifies a full tail, not the ~100 lines of a fresh 70 s run."""
+    import dataclasses
+
+    from gpudash.demo.scenarios import LogScript
+
+    first = [x for x in bytes(sc.log.data[:sc.log.size_at(60.0)]).decode(errors="replace").splitlines() if x.strip()]
+    first = first or ["step 1 loss 1.0"]
+    log = LogScript()
+    log.add(-1.0, "".join(f"[earlier {i}] {first[i % len(first)]}\n" for i in range(lines)))
+    prev = 0
+    for t, end in zip(sc.log.times, sc.log.ends):
+        log.add(t, bytes(sc.log.data[prev:end]).decode(errors="replace"))
+        prev = end
+    return dataclasses.replace(sc, log=log)
 
 
 class MultiGpuBox:
@@ -249,7 +271,8 @@ def make_session_class():
     return BoxSession
 
 
-async def serve(d: Path, port: int, seed: int, gpus: int = 1, *, ignore_padding: bool = False) -> None:
+async def serve(d: Path, port: int, seed: int, gpus: int = 1, *, ignore_padding: bool = False,
+                history: int = 0) -> None:
     import asyncssh
 
     from gpudash.transport.ssh import skip_ignore_padding
@@ -260,7 +283,7 @@ async def serve(d: Path, port: int, seed: int, gpus: int = 1, *, ignore_padding:
     client_key.write_private_key(str(d / "client_key"))
     os.chmod(d / "client_key", 0o600)
     session_cls = make_session_class()
-    session_cls.boxes = Boxes(seed, gpus)
+    session_cls.boxes = Boxes(seed, gpus, history)
 
     class Server(asyncssh.SSHServer):
         def connection_made(self, conn) -> None:
@@ -307,12 +330,15 @@ def main(argv=None) -> int:
     ap.add_argument("--ignore-padding", action="store_true",
                     help="an SSH_MSG_IGNORE before every packet, as asyncssh sends and sshd does not "
                          "(how the generator served before 2026-11-23 16:00)")
+    ap.add_argument("--history", type=int, default=0,
+                    help="lines already in every box's log (a day's watch: full tails to re-triage)")
     a = ap.parse_args(argv)
     import resource
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    asyncio.run(serve(Path(a.dir), a.port, a.seed, a.gpus, ignore_padding=a.ignore_padding))
+    asyncio.run(serve(Path(a.dir), a.port, a.seed, a.gpus, ignore_padding=a.ignore_padding,
+                      history=a.history))
     return 0
 
 

@@ -290,10 +290,11 @@ def main(argv=None) -> int:
 
 
 def section_b(quick: bool, full: bool, *, only: str | None = None, on_result=None) -> dict:
-    """``only``: "HOSTS:INTERVAL[:chacha][:noui][:gpusN][:floor][:asyncio][:cpythongc][:padded],…"
-    picks the runs (``asyncio``: on the standard loop instead of the TUI's, ``cpythongc``: with
-    CPython's collector thresholds, ``padded``: the generator sends asyncssh's ignore packets,
-    as before 2026-11-23 16:00 — each one side of an A/B); ``on_result(out)`` after every run
+    """``only``: "HOSTS:INTERVAL[:chacha][:noui][:gpusN][:floor][:asyncio][:cpythongc][:padded]
+    [:historyN],…" picks the runs (``asyncio``: on the standard loop instead of the TUI's,
+    ``cpythongc``: with CPython's collector thresholds, ``padded``: the generator sends
+    asyncssh's ignore packets, as before 2026-11-23 16:00 — each one side of an A/B;
+    ``historyN``: N lines already in every box's log, so tails are full as after a day); ``on_result(out)`` after every run
     (the caller saves partial results: a 1,000-host run takes minutes)."""
     import subprocess
     import sys
@@ -310,23 +311,25 @@ def section_b(quick: bool, full: bool, *, only: str | None = None, on_result=Non
     if full:
         runs += [(500, 2.0, None, True, 1, False), (500, 2.0, None, False, 1, False), (500, 2.0, None, False, 1, True),
                  (1000, 1.0, None, True, 1, False), (1000, 1.0, None, False, 1, False)]
-    runs = [r + (False, False, False) for r in runs]  # … standard loop, CPython's GC, padded
+    runs = [r + (False, False, False, 0) for r in runs]  # … standard loop, CPython's GC, padded, history
     if only:
         runs = []
         for item in only.split(","):
             f = item.split(":")
             gpus = next((int(x[4:]) for x in f[2:] if x.startswith("gpus")), 1)
+            history = next((int(x[7:]) for x in f[2:] if x.startswith("history")), 0)
             runs.append((int(f[0]), float(f[1]), chacha if "chacha" in f[2:] else None,
                          "noui" not in f[2:] and "floor" not in f[2:], gpus, "floor" in f[2:],
-                         "asyncio" in f[2:], "cpythongc" in f[2:], "padded" in f[2:]))
+                         "asyncio" in f[2:], "cpythongc" in f[2:], "padded" in f[2:], history))
     seconds = 10 if quick else 20
     out: dict = {}
     print("  (b) per-operation costs (no network)", flush=True)
     out["costs"] = run_worker("costs", ["--n", "100" if quick else "300"])
-    for hosts, interval, ciphers, ui, gpus, floor, std_loop, std_gc, padded in runs:
+    for hosts, interval, ciphers, ui, gpus, floor, std_loop, std_gc, padded, history in runs:
         d = Path(tempfile.mkdtemp(prefix="gdbench-gen-"))
         gen = subprocess.Popen([sys.executable, "-m", "benchmarks.loadgen", "--dir", str(d),
-                                "--gpus", str(gpus), *(["--ignore-padding"] if padded else [])],
+                                "--gpus", str(gpus), *(["--ignore-padding"] if padded else []),
+                                "--history", str(history)],
                                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=open(d / "gen.log", "wb"))
         try:
             end = time.monotonic() + 30
@@ -338,7 +341,7 @@ def section_b(quick: bool, full: bool, *, only: str | None = None, on_result=Non
                    + (" chacha20" if ciphers else "")
                    + (" floor: SSH only, answers dropped" if floor else "" if ui else " no UI")
                    + (" asyncio loop" if std_loop else "") + (" CPython GC" if std_gc else "")
-                   + (" generator pads" if padded else ""))
+                   + (" generator pads" if padded else "") + (f", logs of {history:,} lines" if history else ""))
             print(f"  (b) {key}", flush=True)
             out[key] = run_worker("scale", [
                 "--hosts", str(hosts), "--interval", str(interval), "--seconds", str(seconds),
