@@ -266,8 +266,9 @@ class ScanMemo:
     for one full of tracebacks), and both depend only on the line. With a memo only the lines
     not seen before are searched and matched; what depends on a line's place (episodes, the
     traceback around a hit, the verdict) is worked out afresh each time. Keyed by the line's
-    text, not its position: the window slides. Holds about 1.5 times the lines of the largest
-    window classified with it, at most (older lines are forgotten); with :func:`classify_lines`
+    text, not its position: the window slides. Holds the lines of the largest window classified
+    with it and a quarter more (500 at least), at most: older lines are forgotten, and a memo of
+    a 4,000-line tail stays within the table of 4,000 keys; with :func:`classify_lines`
     its keys are the caller's own strings, not copies. Results are exactly those without a
     memo."""
 
@@ -306,7 +307,7 @@ class ScanMemo:
         out = [(k, o) for k, line in enumerate(lines) if (o := said[line]) is not _NOTHING]
         # classify() may look at a short window, then the whole text: bounded by the largest
         self._most = max(self._most, len(lines))
-        if len(said) > self._most + self._most // 2 + 500:
+        if len(said) > self._most + max(500, self._most // 4):
             self._said = {line: said[line] for line in lines}
             self._exc = {line: self._exc[line] for line in lines if line in self._exc}
             self._step = {line: self._step[line] for line in lines if line in self._step}

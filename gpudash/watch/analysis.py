@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections import deque
 
 from gpudash.model import Event, HostSnapshot, LogChunk, State
+from gpudash.training.series import MetricLog
 from gpudash.watch.spec import WatchSpec
 from gpudash.watch.view import HostView
 
@@ -22,8 +23,7 @@ class HostAnalysis:
         self.spec = spec
         self.raw_tail: deque[str] = deque(maxlen=RAW_TAIL_LINES)
         self.raw_line_no = 0  # line number of the newest raw line within what we read
-        self.metrics: deque = deque(maxlen=METRIC_POINTS)
-        self._metrics_tuple: tuple | None = None  # `metrics` as a tuple, until it changes
+        self.metrics = MetricLog(METRIC_POINTS)  # columns, not objects (training/series.py)
         self.progress = None
         self.completion: tuple[int, str] | None = None
         self.wandb_url: str | None = None
@@ -47,7 +47,6 @@ class HostAnalysis:
         self.raw_tail.clear()
         self.raw_line_no = 0
         self.metrics.clear()
-        self._metrics_tuple = None
         self.progress = None
         self.completion = None
         self._triage_dirty = True
@@ -61,9 +60,7 @@ class HostAnalysis:
         first_no = self.raw_line_no + 1
         self.raw_line_no += len(raws)
         self.raw_tail.extend(raws)
-        for p in tm.parse_metrics(raws, start_line_no=first_no):
-            self.metrics.append(p if p.at is not None else _with_time(p, now))
-            self._metrics_tuple = None
+        self.metrics.extend(tm.parse_metrics(raws, start_line_no=first_no), at=now)
         prog = tm.parse_progress(raws)
         if prog is not None:
             self.progress = prog
@@ -74,13 +71,12 @@ class HostAnalysis:
             self.wandb_url = tm.find_wandb_url("\n".join(raws))
         self._triage_dirty = True
 
-    def metrics_tuple(self) -> tuple:
-        """The metric points as one tuple, the same object until a point is added or the log is
-        reset: every refresh's snapshot carries it (up to 2,000 points), and checks that depend
-        only on it are judged again only when it changes (health.engine.judged)."""
-        if self._metrics_tuple is None:
-            self._metrics_tuple = tuple(self.metrics)
-        return self._metrics_tuple
+    def metrics_view(self):
+        """The metric points as one immutable sequence, the same object until a point is added
+        or the log is reset: every refresh's snapshot carries it (up to 2,000 points), and
+        checks that depend only on it are judged again only when it changes
+        (health.engine.judged)."""
+        return self.metrics.view()
 
     def _maybe_triage(self, snap: HostSnapshot, now: float) -> None:
         if self._triage_dirty and now - self._triage_at >= self.triage_gap:
@@ -175,10 +171,3 @@ class HostAnalysis:
         ):
             if value is not None and hasattr(ctx, name):
                 setattr(ctx, name, value)
-
-
-def _with_time(p, now: float):
-    import dataclasses
-
-    return dataclasses.replace(p, at=now)
-

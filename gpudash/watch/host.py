@@ -695,7 +695,7 @@ class HostWatcher:
             log_grew_at=self.log_grew_at,
             log_at=self.log_at,
             log_skipped=self.log_skipped,
-            metrics=self.analysis.metrics_tuple(),
+            metrics=self.analysis.metrics_view(),
             progress=self.analysis.progress,
             markers=self.markers,
             checkpoints=self.checkpoints,

@@ -19,7 +19,7 @@ class FakeClock:
 
 
 def _expected(w):
-    return tuple(w.log_lines)[-SNAPSHOT_LOG_LINES:], tuple(w.analysis.metrics)
+    return tuple(w.log_lines)[-SNAPSHOT_LOG_LINES:], tuple(w.analysis.metrics.view())
 
 
 def test_snapshot_tuples_follow_the_buffers_and_are_reused_until_they_change():

@@ -88,8 +88,15 @@ def test_the_memo_stays_bounded():
     lines = [f"step {i} loss 0.5 note {i}" for i in range(5000)]
     for s in range(0, 4900, 50):
         classify("\n".join(lines[s:s + 100]), memo=memo)
-        assert len(memo._said) <= 150 + 500 + 100  # 1.5 x the window + 500, + one window's new lines
+        assert len(memo._said) <= 100 + 500 + 50  # the window + 500, + one step's new lines
         assert len(memo._exc) <= len(memo._said) and len(memo._step) <= len(memo._said)
+    # a watch's 4,000-line tail: a quarter more at most, so that a dict of every line never
+    # doubles its table (Python's dicts grow at 2/3 full: 5,461 keys fit the table of 4,000)
+    memo = ScanMemo()
+    lines = [f"step {i} loss 0.5 note {i}" for i in range(9000)]
+    for s in range(0, 5000, 250):
+        cl.classify_lines(lines[s:s + 4000], memo=memo)
+        assert len(memo._said) <= 4000 + 1000 + 250 < 5461
 
 
 # ----------------------------------------------------------------------------- the one-pass helpers

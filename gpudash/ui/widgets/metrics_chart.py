@@ -8,25 +8,28 @@ is wide reaches plotext as its envelope (:func:`envelope`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from textual.binding import Binding
 from textual.content import Content
 from textual.widget import Widget
 
 from gpudash.model import MetricPoint
+from gpudash.training.series import values
 from gpudash.ui.text import MUTED, fit
 from gpudash.ui.widgets.panel import Panel
 
 SERIES = (("loss", "loss"), ("grad_norm", "grad norm"), ("lr", "learning rate"))
 
 
-def series_of(points: tuple[MetricPoint, ...], attr: str) -> tuple[list[float], list[float]]:
+def series_of(points: Sequence[MetricPoint], attr: str) -> tuple[list[float], list[float]]:
     xs: list[float] = []
     ys: list[float] = []
-    for i, p in enumerate(points):
-        y = getattr(p, attr)
+    # the columns themselves, not a point object per value (training/series.py)
+    for i, (step, y) in enumerate(zip(values(points, "step"), values(points, attr))):
         if y is None or y != y or y in (float("inf"), float("-inf")):  # NaN/Inf cannot be drawn
             continue
-        xs.append(float(p.step if p.step is not None else i + 1))
+        xs.append(float(step if step is not None else i + 1))
         ys.append(float(y))
     return xs, ys
 
@@ -107,7 +110,7 @@ class MetricsChart(Panel):
 
     def available(self) -> list[tuple[str, str]]:
         pts = self.view.snapshot.metrics if self.view is not None else ()
-        return [(a, label) for a, label in SERIES if any(getattr(p, a) is not None for p in pts)]
+        return [(a, label) for a, label in SERIES if any(v is not None for v in values(pts, a))]
 
     def action_cycle_series(self) -> None:
         self.series_index += 1
