@@ -35,10 +35,21 @@ def _key(names: str) -> re.Pattern:
     return re.compile(rf"""(?<![\w./])['"]?(?:{names})(?![\w/]){_SEP}{_NUM}""", re.I)
 
 
-_LOSS = _key(r"loss|train[_ ]loss|total[_ ]loss|train/loss")
-_GRAD = _key(r"grad[_ ]norm|gnorm|gradient[_ ]norm|grad_norm_total")
-_LR = _key(r"lr|learning[_ ]rate")
-_EPOCH = _key(r"epoch")
+_KEY_NAMES = {
+    "loss": r"loss|train[_ ]loss|total[_ ]loss|train/loss",
+    "grad": r"grad[_ ]norm|gnorm|gradient[_ ]norm|grad_norm_total",
+    "lr": r"lr|learning[_ ]rate",
+    "epoch": r"epoch",
+}
+_LOSS, _GRAD, _LR, _EPOCH = (_key(names) for names in _KEY_NAMES.values())
+# All four in one pattern, one pass over a segment instead of four. The first match of a kind
+# is that kind's first match on its own: a match spans a key, a separator and a number, and no
+# key of another kind can start inside one (each is preceded by none of [\w./]).
+_KEYS = re.compile(
+    r"""(?<![\w./])['"]?(?:""" + "|".join(f"(?P<{k}>{names})" for k, names in _KEY_NAMES.items())
+    + rf""")(?![\w/]){_SEP}{_NUM}""",
+    re.I,
+)
 _STEP = re.compile(
     r"""(?<![\w.])['"]?(?:global[_ ]step|step|iter(?:ation)?|num_updates)['"]?\s*[=:#]?\s*['"]?(?P<v>\d+(?:\.0+)?(?:e\+?\d+)?)(?![\w.])""",
     re.I,
@@ -71,14 +82,23 @@ def _step(seg: str) -> int | None:
 
 def parse_segment(seg: str, *, line_no: int | None = None, epoch_hint: float | None = None) -> MetricPoint | None:
     """One metrics point from one (sanitised) segment, or None when it carries no metric."""
-    if _SUMMARY.search(seg):
+    if "train_runtime" in seg and _SUMMARY.search(seg):
         return None
-    loss = _first(_LOSS, seg)
-    grad = _first(_GRAD, seg)
-    lr = _first(_LR, seg)
+    loss = grad = lr = epoch = None
+    for m in _KEYS.finditer(seg):
+        if m["loss"] is not None:
+            if loss is None:
+                loss = _num(m["v"])
+        elif m["grad"] is not None:
+            if grad is None:
+                grad = _num(m["v"])
+        elif m["lr"] is not None:
+            if lr is None:
+                lr = _num(m["v"])
+        elif epoch is None:
+            epoch = _num(m["v"])
     if loss is None and grad is None and lr is None:
         return None
-    epoch = _first(_EPOCH, seg)
     if epoch is None:
         epoch = epoch_hint
     return MetricPoint(step=_step(seg), epoch=epoch, loss=loss, grad_norm=grad, lr=lr, line_no=line_no)
@@ -120,14 +140,15 @@ def parse_metrics(lines: Iterable[str], start_line_no: int = 1) -> list[MetricPo
                     epoch_hint = float(m["v"])
                 continue
             seg = clean_text(seg, max_len=None)
-            m = _EPOCH_HEADER.search(seg)
             p = parse_segment(seg, line_no=start_line_no + i, epoch_hint=epoch_hint)
-            if m and p is None:
-                epoch_hint = float(m["v"])
             if p is not None:
                 out.append(p)
                 if p.epoch is not None:
                     epoch_hint = p.epoch
+            elif "epoch" in seg.lower() or not seg.isascii():  # re.I: see progress._may_show_progress
+                m = _EPOCH_HEADER.search(seg)
+                if m:
+                    epoch_hint = float(m["v"])
     return out
 
 
