@@ -60,7 +60,8 @@ class HostAnalysis:
         first_no = self.raw_line_no + 1
         self.raw_line_no += len(raws)
         self.raw_tail.extend(raws)
-        self.metrics.extend(tm.parse_metrics(raws, start_line_no=first_no), at=now)
+        # only the points the buffer can keep: from the end of a big read, as far back as needed
+        self.metrics.extend(tm.parse_metrics(raws, start_line_no=first_no, newest=self.metrics.cap), at=now)
         prog = tm.parse_progress(raws)
         if prog is not None:
             self.progress = prog

@@ -2,6 +2,7 @@
 
 - metrics: one pattern for the four keys instead of four searches per segment, and the epoch
   header looked for only where a segment has no point (and names an epoch);
+- metrics: ``newest=N`` parses from the end only as far back as N points go;
 - progress: lines that cannot show progress (no ``/``, no step word, plain ASCII) are not
   observed.
 
@@ -136,6 +137,21 @@ def test_metrics_of_built_lines_are_found_as_before(block):
     for seg in block:
         assert same_points([p for p in [tm.parse_segment(seg, epoch_hint=3.0)] if p],
                            [p for p in [reference_segment(seg, epoch_hint=3.0)] if p])
+
+
+def test_the_newest_points_of_the_real_logs_are_the_end_of_a_full_parse():
+    for text in (REAL, DEMO, REAL + DEMO + REAL):
+        full = tm.parse_metrics(text, start_line_no=11)
+        for n in (0, 1, 2, 7, 100, 2000, len(full), len(full) + 5):
+            got = tm.parse_metrics(text, start_line_no=11, newest=n)
+            assert same_points(got, full[len(full) - n:] if n else [])
+
+
+@settings(deadline=None, max_examples=700)
+@given(st.lists(lines, max_size=30), st.integers(0, 12))
+def test_the_newest_points_of_built_lines_are_the_end_of_a_full_parse(block, n):
+    full = tm.parse_metrics(block, start_line_no=5)
+    assert same_points(tm.parse_metrics(iter(block), start_line_no=5, newest=n), full[len(full) - n:] if n else [])
 
 
 # ----------------------------------------------------------------------------- progress
