@@ -91,6 +91,7 @@ async def measure(n: int) -> dict:
         "healthy": retriage(text.decode(errors="replace").splitlines(), max(5, n // 30)),
         "failing": retriage(traces.read("fail-cuda-oom.log").splitlines(), max(3, n // 100)),
     }
+    out["first_read"] = first_read(max(3, n // 100))
     return out
 
 
@@ -114,6 +115,62 @@ def retriage(lines: list[str], reps: int) -> dict:
         classify(t)
     fresh = (time.process_time() - c) / reps
     return {"lines": RAW_TAIL_LINES, "fresh": fresh * 1e3, "memo": with_memo * 1e3}
+
+
+def first_read(reps: int) -> dict:
+    """A watch's first read of a day-old log (its newest 256 KiB: ~4,000 lines), per scenario:
+    ms of CPU through the watcher as it runs (the line assembler, the metric and progress
+    parsers, then a refresh, whose first triage classifies the whole tail), against the same
+    bytes merely decoded and split into lines in the same run; and the log state it leaves
+    (KB per host, by tracemalloc: raw tail, display lines, metric points, triage memo)."""
+    import tracemalloc
+
+    from benchmarks.loadgen import with_history
+    from gpudash.demo.box import SimBox
+    from gpudash.demo.fleet import spec_for
+    from gpudash.demo.scenarios import build
+    from gpudash.model import LogChunk
+    from gpudash.transport.replay import ReplayTransport
+    from gpudash.watch.host import LOG_BYTES_PER_TICK, HostWatcher
+
+    out = {}
+    for sc in build(7):
+        if sc.name not in ("loader-bound", "oom-h100"):  # a metric on every line; a failing run
+            continue
+        day = with_history(sc, 4000)
+        data = bytes(day.log.data[:day.log.size_at(200.0)])[-LOG_BYTES_PER_TICK:]
+        chunk = LogChunk(path=sc.log_path, start=0, end=len(data), size=len(data), inode=1, data=data)
+
+        def watcher():
+            w = HostWatcher(spec_for(sc), ReplayTransport(sc.name, SimBox(sc, start=time.time()), latency=0))
+            w.refresh()
+            return w
+
+        def read(w):
+            w._apply_log_chunk(chunk, time.time())
+            w.analysis._triage_at = 0.0  # classified at this refresh, as a first one is
+            w.refresh()
+
+        cpu = []
+        for _ in range(reps):
+            w = watcher()
+            c = time.process_time()
+            read(w)
+            cpu.append(time.process_time() - c)
+        split = timed(lambda: data.decode("utf-8", errors="replace").splitlines(), reps * 5)
+        tracemalloc.start()
+        try:
+            w = watcher()
+            before = tracemalloc.get_traced_memory()[0]
+            read(w)
+            state = tracemalloc.get_traced_memory()[0] - before
+        finally:
+            tracemalloc.stop()
+        ms = min(cpu) * 1e3
+        out[sc.name] = {"bytes": len(data), "lines": len(w.analysis.raw_tail), "ms": ms,
+                        "split_ms": split * 1e3, "x_split": ms / (split * 1e3),
+                        "metric_points": len(w.analysis.metrics), "state_kb": state / 1e3}
+    return out
 
 
 def budget(costs: dict, a: dict | None, interval: float = 2.0) -> dict:

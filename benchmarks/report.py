@@ -227,6 +227,15 @@ def _retriage(r: dict | None) -> str:
     return f" Re-triage of a full tail ({n:,} lines) after 5 new lines: " + "; ".join(parts) + "."
 
 
+def _first_read(r: dict | None) -> str:
+    if not r:
+        return ""
+    parts = [f"{name} ({v['lines']:,} lines, {v['metric_points']:,} metric points kept) {_f(v['ms'], 0)} ms, "
+             f"×{_f(v['x_split'])} of merely splitting its bytes into lines; {_f(v['state_kb'], 0)} KB of log state"
+             for name, v in r.items()]
+    return " A first read of a day-old log (its newest 256 KiB): " + "; ".join(parts) + "."
+
+
 #: scale runs that are one side of an A/B (scale.section_b's tags), not gpudash as it runs
 AB_KEYS = (" asyncio loop", " CPython GC", " generator pads")
 
@@ -275,7 +284,7 @@ def section_b(b: dict, targets: list) -> list[str]:
                   f"snapshot {_f(costs.get('snapshot_ms'), 2)}); one GPU CSV line parsed {_f(costs.get('gpu_line_parse_ms'), 3)}; "
                   f"a log tick of 100 lines {_f(costs.get('log_tick_100_lines_ms'), 1)}; framing a batch "
                   f"{_f(costs.get('render_batch_ms'), 3)} + splitting its answer {_f(costs.get('split_batch_ms'), 3)}."
-                  + _retriage(costs.get("retriage_ms")),
+                  + _retriage(costs.get("retriage_ms")) + _first_read(costs.get("first_read")),
                   "", f"Budget per host in a big fleet at a 2 s GPU cadence ({_f(bud['refreshes_per_s'], 2)} view "
                   f"refreshes/s, {_f(bud['rounds_per_s'], 2)} batch round trips/s, "
                   f"{_f(bud.get('stream_lines_per_s', 0.5), 2)} streamed lines/s: GPU samples and log records), ms of "

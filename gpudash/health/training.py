@@ -176,11 +176,15 @@ GRAD_NORM_LOOKBACK = 200  # a run that logs grad norms logs them on most metric 
 
 
 def check_grad_norm(snap: HostSnapshot, th: Thresholds) -> CheckResult | None:
-    pts = snap.metrics
-    for p in reversed(pts[-GRAD_NORM_LOOKBACK:]):
-        g = p.grad_norm
+    from gpudash.training.series import values
+
+    pts = snap.metrics[-GRAD_NORM_LOOKBACK:]
+    grads = values(pts, "grad_norm")  # from the columns: no point object per look
+    for k in range(len(grads) - 1, -1, -1):
+        g = grads[k]
         if g is None:
             continue
+        p = pts[k]
         where = f" at step {p.step}" if p.step is not None else ""
         if not finite(g):
             return verdict("grad_norm", State.CRIT, f"grad norm {g}{where}: gradients blew up",

@@ -149,8 +149,10 @@ class MetricSeries(Sequence):
         col = self._cols[k][self._lo:self._hi]
         flags = self._nones[self._lo:self._hi]
         bit = 1 << k
-        conv = int if _INT_FIELD[k] else (lambda v: _NAN if v != v else v)
-        out = [None if f & bit else conv(v) for v, f in zip(col, flags)]
+        if _INT_FIELD[k]:
+            out = [None if f & bit else int(v) for v, f in zip(col, flags)]
+        else:
+            out = [None if f & bit else (v if v == v else _NAN) for v, f in zip(col, flags)]
         for slot, p in self._whole.items():
             if self._lo <= slot < self._hi:
                 out[slot - self._lo] = getattr(p, field)
