@@ -130,7 +130,9 @@ def parse_metrics(lines: Iterable[str], start_line_no: int = 1, *,
         lo = max(0, hi - size)
         got, _ = _parse(seq[lo:hi], start_line_no + lo, _hint_before(seq, lo))
         out[:0] = got
-        hi, size = lo, 2 * size
+        # the next block: as many lines as the points still wanted took here, and a fifth more
+        size = int((newest - len(out)) * (hi - lo) / len(got) * 1.2) + 16 if got else 2 * size
+        hi = lo
     return out[len(out) - newest:] if newest > 0 else []
 
 

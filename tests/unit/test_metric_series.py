@@ -133,3 +133,26 @@ def test_a_real_logs_points_read_back_exactly_and_take_a_fraction_of_the_memory(
     objects = sum(sys.getsizeof(p) + sum(sys.getsizeof(getattr(p, f)) for f in FIELDS
                                          if getattr(p, f) is not None) for p in pts)
     assert columns * 2 < objects
+
+
+grad_points = st.builds(
+    MetricPoint, step=st.one_of(st.none(), st.integers(0, 10**6)),
+    grad_norm=st.one_of(st.none(), st.none(), st.floats(0, 1e4), st.sampled_from([float("nan"), float("inf"), 1e9])),
+    loss=st.one_of(st.none(), st.floats(0, 10)),
+)
+
+
+@settings(deadline=None, max_examples=150)
+@given(st.lists(grad_points, max_size=260))
+def test_the_grad_norm_verdict_is_the_same_from_columns_and_from_points(pts):
+    from gpudash.health.training import check_grad_norm
+
+    log = MetricLog(300)
+    log.extend(pts, at=7.0)
+    timed = tuple(MetricPoint(p.step, p.epoch, p.loss, p.grad_norm, p.lr, p.line_no, 7.0) for p in pts)
+
+    def verdict(metrics):
+        got = check_grad_norm(HostSnapshot(name="h", transport="ssh", taken_at=7.0, metrics=metrics), Thresholds())
+        return None if got is None else (got.key, got.state, got.summary)
+
+    assert verdict(log.view()) == verdict(timed)
