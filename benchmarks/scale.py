@@ -129,6 +129,9 @@ async def measure(a) -> dict:
         res["warmup_cpu_s"] = time.process_time() - c_start
         res["connected_at_window"] = len(arrivals.last)
         await asyncio.sleep(min(3.0, a.interval * 2))  # steady state: every loop has cycled
+        if a.settle:  # e.g. day-old logs: the last hosts' first reads may still be in flight
+            await asyncio.sleep(a.settle)
+        res["settle_s"] = a.settle
         window["on"] = True
         prof = None
         if a.profile:
@@ -263,6 +266,8 @@ def main(argv=None) -> int:
     ap.add_argument("--interval", type=float, default=2.0)
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--warmup-max", type=float, default=180.0)
+    ap.add_argument("--settle", type=float, default=0.0,
+                    help="seconds to wait after the warm-up before the measured window")
     ap.add_argument("--gen-dir", required=True)
     ap.add_argument("--gen-pid", type=int, required=True)
     ap.add_argument("--ui", action="store_true")
