@@ -42,6 +42,7 @@ leaves the stream silent, and the watcher's per-sample deadline ends it as it do
 
 from __future__ import annotations
 
+import functools
 import shlex
 
 from gpudash.transport.base import PROBE_MARKER, Step
@@ -325,9 +326,15 @@ def nvml_stream_step(interval_ms: int) -> Step:
     """The long-lived NVML sampler (key ``gpu_stream``, ``params["source"] == "nvml"``): the
     same lines as :func:`gpudash.probes.gpu.gpu_stream_step`, from one `python3` on the box."""
     ms = max(50, int(interval_ms))
-    script = (
+    return Step(key="gpu_stream", script=_sampler_script(ms), timeout=8.0,
+                params={"interval_ms": ms, "srun_jobid": None, "source": "nvml"})
+
+
+@functools.lru_cache(maxsize=8)
+def _sampler_script(ms: int) -> str:
+    # ~22 KB, held by every host's open stream: one string for a fleet, not one per host
+    # (22 MB at 1,000 hosts)
+    return (
         f"command -v python3 >/dev/null 2>&1 || {{ echo {NOT_NVML.decode()} no python3; exit 0; }}\n"
         f"exec python3 -I -S -c {shlex.quote(_AGENT)} {ms / 1000:g}"
     )
-    return Step(key="gpu_stream", script=script, timeout=8.0,
-                params={"interval_ms": ms, "srun_jobid": None, "source": "nvml"})

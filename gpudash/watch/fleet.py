@@ -64,6 +64,7 @@ class Fleet:
             pace = fleet_pacing(len(specs), spec.cadence.gpu)
             w.refresh_window, w.follow_interval = pace["refresh_window"], pace["follow_interval"]
             w.analysis.triage_gap = pace["triage_gap"]
+            w.gpu_leads = pace["gpu_leads"]
             w.subscribe(self._on_view)
             self.watchers[spec.name] = w
         self._view_listeners: list[Callable[[HostView], None]] = []

@@ -57,14 +57,15 @@ BIG_FLEET = 32
 
 def fleet_pacing(hosts: int, gpu_interval: float) -> dict[str, float]:
     """How a fleet of ``hosts`` paces each watcher: ``refresh_window`` (views),
-    ``follow_interval`` (the log follower's look; 0 = the log cadence) and ``triage_gap``."""
+    ``follow_interval`` (the log follower's look; 0 = the log cadence), ``triage_gap``, and
+    ``gpu_leads`` (GPU samples time the views: HostWatcher._refresh_soon)."""
     from gpudash.watch.analysis import TRIAGE_MIN_GAP_S
 
     if hosts <= BIG_FLEET:
         return {"refresh_window": REFRESH_WINDOW, "follow_interval": 0.0,
-                "triage_gap": TRIAGE_MIN_GAP_S}
+                "triage_gap": TRIAGE_MIN_GAP_S, "gpu_leads": False}
     return {"refresh_window": max(REFRESH_WINDOW, gpu_interval), "follow_interval": gpu_interval,
-            "triage_gap": max(TRIAGE_MIN_GAP_S, 5 * gpu_interval)}
+            "triage_gap": max(TRIAGE_MIN_GAP_S, 5 * gpu_interval), "gpu_leads": True}
 
 
 def _elapsed(ran_at: float | None, every: float) -> bool:
@@ -96,6 +97,8 @@ class HostWatcher:
         self._refreshed_at = float("-inf")  # time.monotonic() of the last refresh
         self.refresh_window = REFRESH_WINDOW  # the Fleet widens it for big fleets
         self.follow_interval = 0.0  # the log follower's look (0: the log cadence); ditto
+        self.gpu_leads = False  # GPU samples time the views (big fleets; _refresh_soon); ditto
+        self._gpu_led_at = float("-inf")  # time.monotonic() of the last GPU sample that led
         self._refresh_handle: asyncio.TimerHandle | None = None  # a coalesced refresh, pending
         self._view: HostView | None = None
         # --- latest samples
@@ -284,12 +287,31 @@ class HostWatcher:
             listener(self._view)
         return self._view
 
-    def _refresh_soon(self) -> None:
-        """What the loops call after new data: a refresh now if none ran in the last
-        ``refresh_window``, else one at the window's end (unless one is already pending)."""
+    def _refresh_soon(self, gpu: bool = False) -> None:
+        """What the loops call after new data (``gpu``: a GPU sample): a refresh now if none
+        ran in the last ``refresh_window``, else one at the window's end (unless one is already
+        pending).
+
+        With ``gpu_leads`` (a big fleet, whose window is the GPU interval) the GPU samples time
+        the views. Otherwise a log line landing just before a sample takes the window's one
+        refresh, and the sample waits a whole interval: at 1,000 hosts × 1 s, ~1% of samples
+        reached their view an interval late. So a sample refreshes at once unless a refresh
+        ran in the last half window, and other data, while samples flow, wait for the next
+        sample, with a refresh at 1.5 windows in case it does not come. One view per host per
+        sample, as before, and no datum waits longer than 1.5 windows."""
+        now = time.monotonic()
+        window = self.refresh_window
+        if self.gpu_leads:
+            if gpu:
+                self._gpu_led_at = now
+                if now - self._refreshed_at >= window / 2:
+                    self.refresh()  # absorbs a pending one
+                    return
+            elif now - self._gpu_led_at < 2 * window:
+                window *= 1.5
         if self._refresh_handle is not None:
             return  # the pending refresh will see this data too
-        wait = self._refreshed_at + self.refresh_window - time.monotonic()
+        wait = self._refreshed_at + window - now
         if wait <= 0:
             self.refresh()
         else:
@@ -731,7 +753,7 @@ class HostWatcher:
                 await asyncio.sleep(interval)
                 continue
             await self.round("gpu")
-            self._refresh_soon()
+            self._refresh_soon(gpu=True)
             if self.gpus and not self.nvsmi_stuck and self.link.ok:
                 got = await self._consume_gpu_stream(interval)
                 backoff = interval if got else min(backoff * 2, 300.0)
@@ -795,13 +817,13 @@ class HostWatcher:
                 last_good = self.clock()
                 if sample.index in batch:  # a new tick began: the previous set is complete
                     self._apply_gpus(tuple(batch.values()), self.clock())
-                    self._refresh_soon()
+                    self._refresh_soon(gpu=True)
                     sets += 1
                     batch = {}
                 batch[sample.index] = sample
                 if len(batch) == len(self.gpus):  # every GPU of this tick arrived
                     self._apply_gpus(tuple(batch.values()), self.clock())
-                    self._refresh_soon()
+                    self._refresh_soon(gpu=True)
                     sets += 1
                     batch = {}
                 if self.paused:
@@ -879,7 +901,7 @@ class HostWatcher:
                     await self.round(group)
                     if group == "log":
                         wait = self._next_log_wait(interval)
-                    self._refresh_soon()
+                    self._refresh_soon(gpu=group == "gpu")
                 except Exception as exc:  # noqa: BLE001 - a bug must not end the host's watch
                     self._internal_error(group, exc)
             try:

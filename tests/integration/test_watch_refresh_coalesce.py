@@ -106,3 +106,61 @@ async def test_a_big_fleet_reclassifies_a_growing_log_at_most_every_five_gpu_int
         grow_and_look(t)
     assert passes == [True, False, False, False, True, False]
     await fleet.close()
+
+
+async def test_in_a_big_fleet_gpu_samples_time_the_views(tmp_path):
+    """A log line landing just before a GPU sample must not take the interval's one refresh and
+    leave the sample for the next one (at 1,000 hosts × 1 s, ~1% of samples reached their view
+    an interval late): samples refresh at once, other data wait for the next sample, with a
+    fallback at 1.5 windows if it does not come."""
+    import time
+
+    from gpudash.watch.fleet import Fleet
+    from gpudash.watch.host import BIG_FLEET
+    from gpudash.watch.spec import Cadence
+
+    specs = [WatchSpec(name=f"h{i}", transport="local", cadence=Cadence(gpu=2.0))
+             for i in range(BIG_FLEET + 1)]
+    fleet = Fleet(specs, transports={s.name: LocalTransport() for s in specs})
+    loop = asyncio.get_running_loop()
+    w = fleet.watchers["h0"]
+    assert w.gpu_leads and w.refresh_window == 2.0
+    views = []
+    w.subscribe(views.append)
+    try:
+        w._refresh_soon(gpu=True)  # the first sample: at once
+        assert len(views) == 1
+        # 1.9 s later (of a 2 s interval) a log chunk lands while samples flow: it waits for
+        # the next sample (fallback at 1.5 windows after the last refresh), not 0.1 s
+        w._refreshed_at = w._gpu_led_at = time.monotonic() - 1.9
+        w._refresh_soon()
+        assert len(views) == 1 and w._refresh_handle is not None
+        assert w._refresh_handle.when() - loop.time() > 0.5
+        # the sample comes: one refresh now, which covers the log chunk too
+        w._refresh_soon(gpu=True)
+        assert len(views) == 2 and w._refresh_handle is None
+        # a second sample within half a window of that refresh waits (one view per interval)
+        w._refresh_soon(gpu=True)
+        assert len(views) == 2 and w._refresh_handle is not None
+        w._refresh_handle.cancel()
+        w._refresh_handle = None
+        # no sample for two windows (the stream is down): other data keep the plain window
+        w._refreshed_at = w._gpu_led_at = time.monotonic() - 4.5
+        w._refresh_soon()
+        assert len(views) == 3
+        w._refreshed_at = time.monotonic() - 1.9
+        w._refresh_soon()
+        assert len(views) == 3 and w._refresh_handle.when() - loop.time() < 0.5
+        w._refresh_handle.cancel()
+        w._refresh_handle = None
+        # a small fleet: samples do not lead, a log chunk takes the window as before
+        small = Fleet(specs[:2], transports={s.name: LocalTransport() for s in specs[:2]})
+        s0 = small.watchers["h0"]
+        assert not s0.gpu_leads
+        s0._refreshed_at = s0._gpu_led_at = time.monotonic() - 0.2
+        s0._refresh_soon()
+        assert s0._refresh_handle is not None and s0._refresh_handle.when() - loop.time() < 0.2
+        s0._refresh_handle.cancel()
+        await small.close()
+    finally:
+        await fleet.close()
