@@ -248,7 +248,7 @@ def section_b(b: dict, targets: list) -> list[str]:
         if key == "costs":
             continue
         if "error" in r:
-            rows.append([key, "error: " + r["error"][-200:].replace("\n", " ").replace("|", "/"), "", "", "", "", "", "", "", "", ""])
+            rows.append([key, "error: " + r["error"][-200:].replace("\n", " ").replace("|", "/"), "", "", "", "", "", "", "", "", "", ""])
             continue
         rows.append([key, _f(r.get("client_cpu_pct"), 1, "%"), _f(r.get("rss_mb"), 0),
                      _f(r.get("share_on_time", 0) * 100, 1, "%"), _f(r.get("generator_cpu_pct"), 1, "%"),
@@ -257,7 +257,10 @@ def section_b(b: dict, targets: list) -> list[str]:
                      f"{_f(r.get('warmup_s'), 0)} s", "yes" if r.get("ui") else "no",
                      f"{r['logs_followed_at_end']}/{r.get('hosts')}" if "logs_followed_at_end" in r else "–",
                      r.get("loop", "asyncio"),
-                     "/".join(map(str, r["gc_threshold"])) if "gc_threshold" in r else "–"])
+                     "/".join(map(str, r["gc_threshold"])) if "gc_threshold" in r else "–",
+                     # a stall delays every host's samples; measured since 2026-11-23 22:00
+                     f"{_f(r.get('loop_lag_ms_p99'), 0)} / {_f(r.get('loop_lag_ms_max'), 0)}"
+                     if "loop_lag_ms_p99" in r else "–"])
         hosts, iv = r.get("hosts"), r.get("interval_s")
         if r.get("gpus_per_host", 1) != 1 or any(k in key for k in AB_KEYS):
             continue  # the targets: one-GPU boxes of the default runs, as gpudash runs
@@ -272,7 +275,8 @@ def section_b(b: dict, targets: list) -> list[str]:
                             f"{_f(r.get('share_on_time', 0) * 100, 1, '%')}", ok))
     lines = ["### (b) Scale: the real Fleet (+ the TUI, headless) against the load generator", ""]
     lines += _table(["hosts @ GPU cadence", "gpudash CPU (% core)", "RSS MB", "GPU samples on time",
-                     "generator CPU (% core)", "probe round ms median / p99", "warm-up", "UI", "logs followed", "loop", "GC thresholds"], rows)
+                     "generator CPU (% core)", "probe round ms median / p99", "warm-up", "UI", "logs followed", "loop", "GC thresholds",
+                     "loop lag ms p99 / max"], rows)
     costs = b.get("costs") or {}
     if costs and "error" not in costs:
         from benchmarks.costs import budget
