@@ -59,6 +59,9 @@ class RunContext:
     early_count: int = 0  # early losses seen (toward loss_early_steps)
     early_eligible: bool | None = None  # None: undecided until the first loss arrives
     last_point: MetricPoint | None = None  # newest metric point already ingested
+    # the metric sequence last ingested: the watcher hands the same object until a point is
+    # added, so most refreshes have nothing to look for (held, so its identity stays unique)
+    ingested: object = field(default=None, repr=False, compare=False)
     restarts: int = 0
     # checks that are pure functions of a few samples, with the samples they were judged from
     # (see engine.judged): a refresh comes with every GPU sample, a disk or jobs round every 10–15 s

@@ -55,8 +55,8 @@ def ingest_metrics(snap: HostSnapshot, ctx: RunContext, th: Thresholds, now: flo
     """Fold the metric points not seen before into the context (the watcher's buffer is bounded
     and rolls; the context keeps what two patrol windows and the first 100 steps need)."""
     pts = snap.metrics
-    start = 0
-    if ctx.last_point is not None:
+    start = len(pts) if pts is ctx.ingested else 0
+    if start == 0 and ctx.last_point is not None:
         for j in range(len(pts) - 1, -1, -1):
             if pts[j] == ctx.last_point:
                 start = j + 1
@@ -86,8 +86,9 @@ def ingest_metrics(snap: HostSnapshot, ctx: RunContext, th: Thresholds, now: flo
             ctx.early_count += 1
             if len(ctx.early_losses) < EARLY_HEAD:
                 ctx.early_losses.append(float(p.loss))
-    if pts:
+    if pts and start < len(pts):
         ctx.last_point = pts[-1]
+    ctx.ingested = pts
     if not any_step and ctx.max_step is None and snap.progress is not None:
         _note_step(ctx, snap.progress.current)  # no step in the metrics: the progress counter
     horizon = now - (th.loss_flat_windows + 0.5) * th.patrol_window_s

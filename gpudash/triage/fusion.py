@@ -298,7 +298,13 @@ def _relevant_disk(disks, checkpoint_dir):
 
 
 def _steps_advancing(points) -> bool | None:
-    steps = [p.step for p in points[-20:] if getattr(p, "step", None) is not None]
+    from gpudash.training.series import MetricSeries
+
+    tail = points[-20:]
+    if isinstance(tail, MetricSeries):  # from the column: a refresh per GPU sample made 20 points here
+        steps = [s for s in tail.values("step") if s is not None]
+    else:
+        steps = [p.step for p in tail if getattr(p, "step", None) is not None]
     if len(steps) < 2:
         return None
     return steps[-1] > steps[0]

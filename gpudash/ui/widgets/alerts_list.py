@@ -51,6 +51,8 @@ class AlertsPanel(Vertical):
         self.border_title = "Alerts"
         self.items: list[AlertItem] = []
         self._key: tuple | None = None
+        self._cells: dict[tuple, tuple] = {}  # (id(event), acked) -> (event, the row's cells)
+        self._cells_theme: str | None = None
 
     def compose(self) -> ComposeResult:
         table = AlertsTable(cursor_type="row", id="alerts-table")
@@ -70,6 +72,20 @@ class AlertsPanel(Vertical):
         self._key = None
         self.border_subtitle = ""
         _add_columns(table.clear(columns=True))
+
+    def _row(self, item: AlertItem) -> tuple:
+        ev = item.event
+        style = STATE_STYLE.get(ev.new, "")
+        msg = ev.message
+        if ev.triage_class:
+            msg = f"{msg} [{ev.triage_class}]"
+        return (
+            rtext(hhmmss(ev.at, self.tz), MUTED, remote=False),
+            rtext(ev.new.value if isinstance(ev.new, State) else str(ev.new), style, remote=False),
+            rtext("ack" if item.acked else "NEW", MUTED if item.acked else "bold $warning", remote=False),
+            rtext(ev.host, "bold", max_len=40),
+            rtext(msg, "" if not item.acked else MUTED, max_len=300),
+        )
 
     def selected_host(self) -> str | None:
         table = self.query_one(AlertsTable)
@@ -92,18 +108,20 @@ class AlertsPanel(Vertical):
         if not shown:
             table.add_row(rtext("—", MUTED), rtext(""), rtext(""), rtext(""), rtext("no alerts", MUTED))
             return
+        # A big fleet adds alerts all the time and the newest goes on top, so the table is
+        # refilled (up to MAX_ALERTS rows): make each row's cells once, not on every refill.
+        # The cache holds the events it keys by id, so an id cannot be reused while in it.
+        if self._cells_theme != self.app.theme:
+            self._cells.clear()
+            self._cells_theme = self.app.theme
+        cells = {}
         for item in shown:
-            ev = item.event
-            style = STATE_STYLE.get(ev.new, "")
-            msg = ev.message
-            if ev.triage_class:
-                msg = f"{msg} [{ev.triage_class}]"
-            table.add_row(
-                rtext(hhmmss(ev.at, self.tz), MUTED, remote=False),
-                rtext(ev.new.value if isinstance(ev.new, State) else str(ev.new), style, remote=False),
-                rtext("ack" if item.acked else "NEW", MUTED if item.acked else "bold $warning", remote=False),
-                rtext(ev.host, "bold", max_len=40),
-                rtext(msg, "" if not item.acked else MUTED, max_len=300),
-            )
+            ck = (id(item.event), item.acked)
+            row = self._cells.get(ck)
+            if row is None:
+                row = (item.event, self._row(item))
+            cells[ck] = row
+            table.add_row(*row[1])
+        self._cells = cells
         if 0 <= cursor < len(shown):
             table.move_cursor(row=cursor, animate=False)
