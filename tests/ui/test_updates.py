@@ -191,3 +191,44 @@ async def test_alert_appears_in_alerts_list_and_critical_rings_the_bell(fleet):
         assert ("acknowledge", "h100-train") in fleet.calls
         assert all(i.acked for i in panel.items)
         assert "NEW" not in screen_text(app)
+
+
+async def test_the_alerts_table_makes_a_rows_cells_once_and_anew_for_an_ack_or_a_theme(fleet):
+    """A big fleet adds alerts all the time and the newest goes on top, so the table is refilled:
+    an alert's cells are made once and reused, made anew when it is acknowledged (the row
+    changes) or the theme changes (styles are resolved against it)."""
+    from textual.markup import parse_style
+
+    from gpudash.ui.text import STATE_STYLE
+    from gpudash.ui.widgets.alerts_list import AlertsTable
+
+    app = make_app(fleet)
+    async with app.run_test(size=LARGE) as pilot:
+        await pilot.pause()
+        fleet.push_event(Event(T0 - 30, "h100-train", "disk.bytes:/", State.WARN, State.CRIT,
+                               "disk / 97% used", None))
+        await settle(pilot)
+        panel = app.screen.query_one(AlertsPanel)
+        table = panel.query_one(AlertsTable)
+        first = table.get_row_at(0)
+        fleet.push_event(Event(T0 - 20, "h100-train", "gpu.temp:0", State.OK, State.WARN,
+                               "GPU0 at 86°C", None))
+        await settle(pilot)
+        assert [i.event.message for i in panel.items] == ["GPU0 at 86°C", "disk / 97% used"]
+        again = table.get_row_at(1)
+        assert all(a is b for a, b in zip(first, again))  # the older row: the same cells
+        assert str(again[4]) == "disk / 97% used" and str(table.get_row_at(0)[4]) == "GPU0 at 86°C"
+        # a theme switch resolves the styles anew: new cells, in the new theme's colours
+        old_sev = again[1].style
+        app.theme = "dracula" if app.theme != "dracula" else "nord"
+        await pilot.pause()
+        panel.update_alerts(app.alerts)
+        fresh = table.get_row_at(1)
+        assert not any(a is b for a, b in zip(again, fresh))
+        assert str(fresh[4]) == "disk / 97% used" and fresh[1].style != old_sev
+        assert fresh[1].style == parse_style(STATE_STYLE[State.CRIT]).rich_style  # the new theme's
+        # an acknowledged alert's row says so: made anew too
+        panel.query_one("AlertsTable").focus()
+        await pilot.press("a")
+        await settle(pilot)
+        assert [str(table.get_row_at(i)[2]) for i in range(2)] == ["ack", "ack"]

@@ -156,3 +156,36 @@ def test_the_grad_norm_verdict_is_the_same_from_columns_and_from_points(pts):
         return None if got is None else (got.key, got.state, got.summary)
 
     assert verdict(log.view()) == verdict(timed)
+
+
+def test_health_ingests_a_view_it_has_seen_once_and_then_only_the_points_added():
+    """The watcher hands the same metric view until a point is added: a second look at the same
+    object has nothing to find. An equal but distinct view (found by comparing points) and a
+    longer one add only what is new."""
+    log = MetricLog(100)
+    log.extend([MetricPoint(step=s, loss=1.0 / s, line_no=s) for s in range(1, 4)], at=1000.0)
+    ctx, th = RunContext(), Thresholds()
+    view = log.view()
+
+    def ingest(metrics, now):
+        ingest_metrics(HostSnapshot(name="h", transport="ssh", taken_at=now, metrics=metrics), ctx, th, now)
+
+    ingest(view, 1000.0)
+    ingest(view, 1001.0)
+    ingest(view[:], 1002.0)  # a distinct object, equal points: found by comparing
+    assert [v for _t, v in ctx.loss_samples] == [1.0, 0.5, 1.0 / 3]
+    log.append(MetricPoint(step=4, loss=0.25, line_no=4), at=1003.0)
+    ingest(log.view(), 1003.0)
+    ingest(log.view(), 1004.0)
+    assert [v for _t, v in ctx.loss_samples] == [1.0, 0.5, 1.0 / 3, 0.25]
+    assert ctx.last_point.step == 4 and ctx.max_step == 4
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.builds(MetricPoint, step=st.one_of(st.none(), st.integers(0, 10**6))), max_size=40))
+def test_steps_advancing_reads_the_column_as_it_read_the_points(points):
+    from gpudash.triage.fusion import _steps_advancing
+
+    log = MetricLog(64)
+    log.extend(points, at=1.0)
+    assert _steps_advancing(log.view()) == _steps_advancing(tuple(log.view()))
