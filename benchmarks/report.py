@@ -254,7 +254,9 @@ def section_b(b: dict, targets: list) -> list[str]:
                      _f(r.get("share_on_time", 0) * 100, 1, "%"), _f(r.get("generator_cpu_pct"), 1, "%"),
                      f"{_f(r.get('round_ms_median', r.get('log_round_ms_median')))} / "
                      f"{_f(r.get('round_ms_p99', r.get('log_round_ms_p99')))}",
-                     f"{_f(r.get('warmup_s'), 0)} s", "yes" if r.get("ui") else "no",
+                     # GPU samples flowing, then (since 2026-11-24) every log read and triaged once
+                     f"{_f((r.get('warmup_s') or 0) + (r.get('log_warmup_s') or 0), 0)} s",
+                     "yes" if r.get("ui") else "no",
                      f"{r['logs_followed_at_end']}/{r.get('hosts')}" if "logs_followed_at_end" in r else "–",
                      r.get("loop", "asyncio"),
                      "/".join(map(str, r["gc_threshold"])) if "gc_threshold" in r else "–",

@@ -7,7 +7,6 @@ edited under a live run.
 
 from __future__ import annotations
 
-import itertools
 
 from gpudash.health.context import EARLY_HEAD, Phase, RunContext
 from gpudash.health.jobs_summary import (
@@ -75,7 +74,7 @@ def ingest_metrics(snap: HostSnapshot, ctx: RunContext, th: Thresholds, now: flo
                 ctx.nonfinite_loss = p
             continue
         t = p.at if finite(p.at) else now
-        ctx.loss_samples.append((t, float(p.loss)))
+        ctx.loss_samples.append(t, float(p.loss))
         if ctx.early_eligible is None:
             # Only a run watched from its start has "first 100 logged steps" to judge.
             if step is not None:
@@ -92,8 +91,7 @@ def ingest_metrics(snap: HostSnapshot, ctx: RunContext, th: Thresholds, now: flo
     if not any_step and ctx.max_step is None and snap.progress is not None:
         _note_step(ctx, snap.progress.current)  # no step in the metrics: the progress counter
     horizon = now - (th.loss_flat_windows + 0.5) * th.patrol_window_s
-    while ctx.loss_samples and ctx.loss_samples[0][0] < horizon:
-        ctx.loss_samples.popleft()
+    ctx.loss_samples.drop_before(horizon)
     _update_phase(ctx, th)
 
 
@@ -131,7 +129,7 @@ def check_loss(ctx: RunContext, th: Thresholds, now: float) -> CheckResult | Non
         # first k early losses vs the newest k: k = 10 for the default 100, fewer for a short N
         # (k <= N/2 when N >= 2, so the two means never start out as the same points)
         k = max(1, min(EARLY_HEAD, n_early // 10))
-        recent = [v for _, v in itertools.islice(reversed(ctx.loss_samples), k)]
+        recent = ctx.loss_samples.newest_values(k)
         first = mean(ctx.early_losses[:k])
         last = mean(recent)
         if first is not None and last is not None \
@@ -156,9 +154,9 @@ def _plateau(ctx: RunContext, th: Thresholds, now: float) -> CheckResult | None:
     samples = ctx.loss_samples
     if w <= 0 or n < 2 or not samples or samples[0][0] > now - n * w + 0.1 * w:
         return None  # less than n windows of history: no verdict
-    cur = [v for t, v in samples if now - w < t <= now]
+    cur = samples.values_in(now - w, now)
     old_end = now - (n - 1) * w
-    prev = [v for t, v in samples if old_end - w < t <= old_end]
+    prev = samples.values_in(old_end - w, old_end)
     if len(cur) < 2 or len(prev) < 2:
         return None
     a, b = mean(prev), mean(cur)
