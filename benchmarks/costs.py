@@ -92,6 +92,7 @@ async def measure(n: int) -> dict:
         "failing": retriage(traces.read("fail-cuda-oom.log").splitlines(), max(3, n // 100)),
     }
     out["first_read"] = first_read(max(3, n // 100))
+    out["loss_history"] = loss_history()
     return out
 
 
@@ -171,6 +172,56 @@ def first_read(reps: int) -> dict:
                         "split_ms": split * 1e3, "x_split": ms / (split * 1e3),
                         "metric_points": len(w.analysis.metrics), "state_kb": state / 1e3}
     return out
+
+
+def loss_history() -> dict:
+    """What a day-long watch remembers of one host's loss: the health context's history over its
+    horizon (2.5 patrol windows, 75 minutes by default), for a run logging one loss a second and
+    one logging ten, fed through ``ingest_metrics`` as the watch feeds it: the columns' bytes
+    (8 a value), against the deque of ``(time, loss)`` tuples it was until 2026-11-24, built
+    from the same pairs in the same run and weighed by tracemalloc."""
+    import tracemalloc
+    from collections import deque
+
+    from gpudash.health.context import LOSS_SAMPLES_MAX, RunContext
+    from gpudash.health.thresholds import Thresholds
+    from gpudash.health.training import ingest_metrics
+    from gpudash.model import MetricPoint
+    from gpudash.training.series import MetricLog
+
+    th = Thresholds()
+    horizon = (th.loss_flat_windows + 0.5) * th.patrol_window_s
+    out = {"horizon_s": horizon}
+    for rate in (1, 10):
+        n = int(rate * horizon)
+        t0 = 1.7e9
+        log = MetricLog(2000)
+        try:
+            ctx = RunContext()
+            for i in range(n):
+                t = t0 + i / rate
+                log.append(MetricPoint(step=i, loss=2.0 / (1 + i * 1e-4) + (i % 7) * 1e-3, at=t))
+                if i % 100 == 99 or i == n - 1:  # a log read every few seconds
+                    ingest_metrics(_Snap(log.view()), ctx, th, t)
+            tracemalloc.start()
+            b0 = tracemalloc.get_traced_memory()[0]
+            old = deque(((t, v + 0.0) for t, v in ctx.loss_samples), maxlen=LOSS_SAMPLES_MAX)
+            old_kb = (tracemalloc.get_traced_memory()[0] - b0) / 1e3
+        finally:
+            tracemalloc.stop()
+        kept = len(ctx.loss_samples)
+        cols = (ctx.loss_samples._t.buffer_info()[1] + ctx.loss_samples._v.buffer_info()[1]) * 8
+        out[f"{rate}_per_s"] = {"pairs": kept, "kb": cols / 1e3, "deque_of_tuples_kb": old_kb,
+                                "ratio": old_kb / (cols / 1e3) if cols else None}
+        del old
+    return out
+
+
+class _Snap:
+    """The two fields of a snapshot ``ingest_metrics`` reads."""
+
+    def __init__(self, metrics) -> None:
+        self.metrics, self.progress = metrics, None
 
 
 def budget(costs: dict, a: dict | None, interval: float = 2.0) -> dict:

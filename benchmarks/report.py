@@ -236,6 +236,16 @@ def _first_read(r: dict | None) -> str:
     return " A first read of a day-old log (its newest 256 KiB): " + "; ".join(parts) + "."
 
 
+def _loss_history(r: dict | None) -> str:
+    if not r:
+        return ""
+    parts = [f"{rate.split('_')[0]} a second, {v['pairs']:,} pairs: {_f(v['kb'], 0)} KB "
+             f"(as the deque of tuples it was: {_f(v['deque_of_tuples_kb'], 0)} KB, ×{_f(v['ratio'])})"
+             for rate, v in r.items() if rate.endswith("_per_s")]
+    return (f" A host's loss history over its {_f(r['horizon_s'] / 60, 0)}-minute horizon, for a run "
+            "logging a loss " + "; ".join(parts) + ".")
+
+
 #: scale runs that are one side of an A/B (scale.section_b's tags), not gpudash as it runs
 AB_KEYS = (" asyncio loop", " CPython GC", " generator pads")
 
@@ -290,7 +300,8 @@ def section_b(b: dict, targets: list) -> list[str]:
                   f"snapshot {_f(costs.get('snapshot_ms'), 2)}); one GPU CSV line parsed {_f(costs.get('gpu_line_parse_ms'), 3)}; "
                   f"a log tick of 100 lines {_f(costs.get('log_tick_100_lines_ms'), 1)}; framing a batch "
                   f"{_f(costs.get('render_batch_ms'), 3)} + splitting its answer {_f(costs.get('split_batch_ms'), 3)}."
-                  + _retriage(costs.get("retriage_ms")) + _first_read(costs.get("first_read")),
+                  + _retriage(costs.get("retriage_ms")) + _first_read(costs.get("first_read"))
+                  + _loss_history(costs.get("loss_history")),
                   "", f"Budget per host in a big fleet at a 2 s GPU cadence ({_f(bud['refreshes_per_s'], 2)} view "
                   f"refreshes/s, {_f(bud['rounds_per_s'], 2)} batch round trips/s, "
                   f"{_f(bud.get('stream_lines_per_s', 0.5), 2)} streamed lines/s: GPU samples and log records), ms of "

@@ -223,10 +223,20 @@ async def measure(a) -> dict:
         # triage of h0 open; see benchmarks/README.md).
         opened: list[str] = []
         app.show_triage = opened.append
+        toasts: list[float] = []  # "new failure" notices for other hosts: each mounts a toast
+        notify = app.notify
+
+        def counted_notify(*args, **kw):
+            if window["on"]:
+                toasts.append(time.monotonic())
+            return notify(*args, **kw)
+
+        app.notify = counted_notify
         async with app.run_test(size=(160, 50)) as pilot:
             await body()
             res["ui_screen"] = type(app.screen).__name__
             res["ui_triage_opens_suppressed"] = len(opened)
+            res["ui_notifications_in_window"] = len(toasts)
             await pilot.press("q")
     else:
         task = asyncio.create_task(fleet.run())
