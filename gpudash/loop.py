@@ -52,10 +52,17 @@ def loop_name(loop: asyncio.AbstractEventLoop) -> str:
 
 
 def gc_thresholds() -> tuple[int, int, int]:
-    """What the watch's run sets: :data:`GC_THRESHOLDS`, or CPython's current ones under
-    ``GPUDASH_GC=default``."""
-    if os.environ.get(GC_ENV, "").strip().lower() == "default":
+    """What the watch's run sets: :data:`GC_THRESHOLDS`, CPython's current ones under
+    ``GPUDASH_GC=default``, or three numbers of one's own (``GPUDASH_GC=10000,100,20``: what
+    the benchmarks compare). Anything else is ignored: a tuning knob must not stop a watch."""
+    raw = os.environ.get(GC_ENV, "").strip().lower()
+    if raw == "default":
         return gc.get_threshold()
+    parts = raw.split(",")
+    if len(parts) == 3 and all(p.strip().isdigit() for p in parts):
+        a, b, c = (int(p) for p in parts)
+        if a > 0 and b > 0 and c > 0:
+            return a, b, c
     return GC_THRESHOLDS
 
 

@@ -113,3 +113,14 @@ def test_env_keeps_cpythons_collector(monkeypatch, value):
 
     monkeypatch.setenv(gl.GC_ENV, value)
     assert gl.run(_threshold()) == gc.get_threshold()
+
+
+def test_env_sets_thresholds_of_ones_own(monkeypatch):
+    monkeypatch.setenv(gl.GC_ENV, " 5000, 7,9 ")
+    assert gl.run(_threshold()) == (5000, 7, 9)
+
+
+@pytest.mark.parametrize("value", ["1,2", "a,b,c", "0,10,10", "1,2,3,4", "-1,2,3", "bogus"])
+def test_a_bad_gc_setting_falls_back_to_gpudashs(monkeypatch, value):
+    monkeypatch.setenv(gl.GC_ENV, value)
+    assert gl.run(_threshold()) == gl.GC_THRESHOLDS
