@@ -7,7 +7,6 @@ edited under a live run.
 
 from __future__ import annotations
 
-
 from gpudash.health.context import EARLY_HEAD, Phase, RunContext
 from gpudash.health.jobs_summary import (
     COMPLETED,
