@@ -196,14 +196,14 @@ def loss_history() -> dict:
         n = int(rate * horizon)
         t0 = 1.7e9
         log = MetricLog(2000)
+        ctx = RunContext()
+        for i in range(n):
+            t = t0 + i / rate
+            log.append(MetricPoint(step=i, loss=2.0 / (1 + i * 1e-4) + (i % 7) * 1e-3, at=t))
+            if i % 100 == 99 or i == n - 1:  # a log read every few seconds
+                ingest_metrics(_Snap(log.view()), ctx, th, t)
+        tracemalloc.start()
         try:
-            ctx = RunContext()
-            for i in range(n):
-                t = t0 + i / rate
-                log.append(MetricPoint(step=i, loss=2.0 / (1 + i * 1e-4) + (i % 7) * 1e-3, at=t))
-                if i % 100 == 99 or i == n - 1:  # a log read every few seconds
-                    ingest_metrics(_Snap(log.view()), ctx, th, t)
-            tracemalloc.start()
             b0 = tracemalloc.get_traced_memory()[0]
             old = deque(((t, v + 0.0) for t, v in ctx.loss_samples), maxlen=LOSS_SAMPLES_MAX)
             old_kb = (tracemalloc.get_traced_memory()[0] - b0) / 1e3

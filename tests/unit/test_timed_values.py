@@ -10,7 +10,7 @@ from collections import deque
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gpudash.health.context import RunContext, TimedValues
+from gpudash.health.context import Phase, RunContext, TimedValues
 from gpudash.health.thresholds import Thresholds
 from gpudash.health.training import check_loss
 from gpudash.health.verdict import State
@@ -87,8 +87,6 @@ def test_the_plateau_rule_reads_the_columns():
     w = th.patrol_window_s
     for falling, want in ((False, State.WARN), (True, State.OK)):
         ctx = RunContext()
-        from gpudash.health.context import Phase
-
         ctx.phase = Phase.PATROL
         now = 10 * w
         for i in range(0, int(2 * w), 10):
