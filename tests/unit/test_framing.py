@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gpudash.transport import framing
-from gpudash.transport.base import Step
+from gpudash.transport.base import Step, marked
 from tests.conftest import FIXTURES
 
 NONCE = "0123456789abcdef"
@@ -83,6 +83,48 @@ def test_remote_timeout_bounds_a_step():
     res, _, _ = roundtrip(steps)
     assert res["slow"].exit_code == 124 and res["slow"].timed_out
     assert res["next"].stdout == b"ok\n"
+
+
+def test_remote_timeout_bounds_a_plain_command_step_too():
+    # `sleep 30` is one plain command line: `timeout` runs it with no shell between them
+    steps = [Step("slow", "sleep 30", timeout=1), Step("next", "echo ok")]
+    script = framing.render_batch(steps, NONCE, 1).decode()
+    assert "timeout -k 1 1 sleep 30 </dev/null & gd_p=$!" in script
+    res, _, _ = roundtrip(steps)
+    assert res["slow"].exit_code == 124 and res["slow"].timed_out
+    assert res["next"].stdout == b"ok\n"
+
+
+_PLAIN_CHARS = "abcXYZ0189_./,:+@%=-"
+
+
+@settings(deadline=None, max_examples=60)
+@given(st.lists(st.text(_PLAIN_CHARS, min_size=1, max_size=12), min_size=0, max_size=6))
+def test_a_plain_command_line_runs_as_its_shell_would_run_it(words):
+    # The same words, through `timeout` alone and through `/bin/sh -c`: the same argv arrives.
+    script = " ".join(["/bin/echo", *words])
+    forced = f"/bin/sh -c {shlex.quote(script)}"
+    direct = framing.render_batch([Step("d", script)], NONCE, 1).decode()
+    assert f"timeout -k 1 8 {script} </dev/null" in direct
+    res, _, _ = roundtrip([Step("d", script), Step("s", forced)])
+    assert res["d"].stdout == res["s"].stdout and res["d"].exit_code == res["s"].exit_code == 0
+
+
+@pytest.mark.parametrize("script", [
+    "echo hi",  # a builtin: `timeout` would run /bin/echo, whose escapes differ
+    "true", ": nothing", "cd /tmp", "exit 3", "if true",
+    "A=1 env", "ls $HOME", "ls ~", "ls *", "ls 'a b'", "ls a;ls b", "ls a|wc", "ls >x",
+    "ls  -l", " ls", "ls\nls", "ls\tx", "ls #x", "ls \\x", "ls {a,b}", "ls !x", "ls a&",
+])
+def test_anything_but_one_plain_command_runs_under_a_marked_shell(script):
+    rendered = framing.render_batch([Step("a", script)], NONCE, 1).decode()
+    assert f"/bin/sh -c {shlex.quote(marked(script))} </dev/null" in rendered
+
+
+def test_a_missing_plain_command_exits_127_as_under_a_shell():
+    res, _, _ = roundtrip([Step("d", "gd-no-such-command --x"),
+                           Step("s", "gd-no-such-command --x; exit $?")])
+    assert res["d"].exit_code == res["s"].exit_code == 127
 
 
 def test_output_past_max_bytes_is_cut_and_flagged():
