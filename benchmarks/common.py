@@ -64,7 +64,33 @@ def machine() -> dict:
     return {"host": platform.node(), "cpu": cpu, "cores": os.cpu_count(), "mem_mb": mem,
             "kernel": platform.release(), "python": platform.python_version(),
             "asyncssh": asyncssh.__version__, "textual": getattr(textual, "__version__", "?"),
-            "loadavg_at_start": os.getloadavg()}
+            "loadavg_at_start": os.getloadavg(), "speed_at_start": speed()}
+
+
+def speed(rounds: int = 5) -> dict:
+    """How fast this machine is right now, in two fixed pieces of work (best of ``rounds``): a
+    pure-Python loop (what gpudash's own code is made of) and spawning ``/bin/true`` (what a
+    command on the box costs). A shared VM's speed drifts from hour to hour (the same code's
+    asyncssh round trip measured 0.38 ms one hour and 0.83 ms two hours later), so figures from
+    two runs compare only next to these; ratios within a run do not need them."""
+    def loop() -> None:
+        s = 0
+        for i in range(1_000_000):
+            s += i
+
+    def spawn() -> None:
+        for _ in range(20):
+            subprocess.run(["/bin/true"])
+
+    out = {}
+    for name, work, per in (("python_loop_1m_ms", loop, 1), ("spawn_true_ms", spawn, 20)):
+        best = float("inf")
+        for _ in range(rounds):
+            t = time.perf_counter()
+            work()
+            best = min(best, (time.perf_counter() - t) / per)
+        out[name] = round(best * 1e3, 3)
+    return out
 
 
 def run_worker(module: str, args: list[str], *, timeout: float = 600, env: dict | None = None) -> dict:

@@ -403,6 +403,14 @@ def section_e(e: dict, targets: list) -> list[str]:
 A_SECTION: dict = {}
 
 
+def _speed_line(start: dict, end: dict | None) -> str:
+    """The machine's speed when the run began (and ended): compare runs next to it."""
+    def one(d: dict) -> str:
+        return (f"a 1M-step Python loop {_f(d.get('python_loop_1m_ms'), 1)} ms, "
+                f"spawning /bin/true {_f(d.get('spawn_true_ms'), 2)} ms")
+    return "Machine speed at start: " + one(start) + (f"; at end: {one(end)}" if end else "") + "."
+
+
 def render(results: dict) -> str:
     m = results.get("machine", {})
     s = results.get("sections", {})
@@ -414,6 +422,8 @@ def render(results: dict) -> str:
            f"asyncssh {m.get('asyncssh')}, textual {m.get('textual')}; load average at start "
            f"{', '.join(f'{x:.1f}' for x in m.get('loadavg_at_start', []))})"
            + (" — QUICK run" if results.get("quick") else ""), ""]
+    if m.get("speed_at_start"):
+        out[-1:-1] = [_speed_line(m["speed_at_start"], results.get("speed_at_end"))]
     for fn, key in ((section_a, "a"), (section_b, "b"), (section_c, "c"), (section_d, "d"), (section_e, "e")):
         part = fn(s.get(key) or {}, targets)
         if part:

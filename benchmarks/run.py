@@ -25,7 +25,7 @@ if __package__ in (None, ""):  # `python benchmarks/run.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     __package__ = "benchmarks"
 
-from benchmarks.common import RESULTS, machine, run_worker  # noqa: E402
+from benchmarks.common import RESULTS, machine, run_worker, speed  # noqa: E402
 from benchmarks.report import render  # noqa: E402
 
 # gpudash prefers AES-GCM (ssh.py); the experiment is the cipher it preferred before: asyncssh's default
@@ -159,6 +159,7 @@ def main(argv=None) -> int:
             sshd.stop()
     results["seconds"] = round(time.time() - started.timestamp(), 1)
     results["loadavg_at_end"] = os.getloadavg()
+    results["speed_at_end"] = speed()
     table = render(results)
     print()
     print(table)
