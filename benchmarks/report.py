@@ -87,6 +87,16 @@ def section_a(a: dict, targets: list) -> list[str]:
     if steps:
         lines += ["", "Box CPU per step, each alone in the warm session (ms): "
                   + ", ".join(f"`{k}` {_f(v['box_cpu_ms'], 1)}" for k, v in steps.items()) + "."]
+    fr = a.get("framing") or {}
+    if fr and "error" not in fr:
+        shipped, per_step = fr.get("shipped_ms"), fr.get("sh_per_step_ms")
+        lines += ["", f"The framing on the box, the every-probe tick's batches run by `/bin/sh -s` with no SSH "
+                  f"({fr.get('n')} ticks of each, alternated): as shipped {_f(shipped, 2)} ms (plain commands "
+                  f"under `timeout` alone: {', '.join(f'`{k}`' for k in fr.get('plain_steps', []))}); every step "
+                  f"under its own `/bin/sh -c`, as before 2026-11-24, {_f(per_step, 2)} ms "
+                  f"(×{_f(per_step / shipped if shipped and per_step else None, 2)}); without the per-step "
+                  f"remote `timeout` {_f(fr.get('no_timeout_ms'), 2)} ms (the deadline's cost); the session "
+                  f"shell alone {_f(fr.get('sh_alone_ms'), 2)} ms."]
     if cad and "error" not in cad:
         c = cad.get("cadence", {})
         lines += ["", f"Default cadences (GPU {c.get('gpu')} s, log {c.get('log')} s, disk {c.get('disk')} s, "

@@ -57,6 +57,7 @@ def section_a(quick: bool, sshd) -> dict:
         # packet), which gpudash used before it preferred AES-GCM: what that choice is worth.
         ("gpudash_chacha", "gpudash", n_fast, chacha), ("rtt_chacha", "rtt", n_fast, chacha),
         ("steps", "steps", 10 if quick else 30, []),
+        ("framing", "framing", 30 if quick else 100, []),
     ]
     out: dict = {"sshd": sshd.describe()}
     for key, variant, n, extra in plan:

@@ -13,6 +13,10 @@ Variants (all against the same real sshd on loopback, the same box user with the
 - ``rtt``          ``echo`` on a raw warm ``/bin/sh -s`` channel (no fork: the round trip alone);
 - ``own``          the same combined command run by ``/bin/sh`` right on the box, no SSH: the
                    remote commands' own time and CPU;
+- ``framing``      the every-probe tick's batches, framed as gpudash frames them, run by
+                   ``/bin/sh -s`` right on the box (no SSH), against the same batches with every
+                   step under its own ``/bin/sh -c`` and with no remote ``timeout``: what the
+                   framing itself costs the box;
 - ``gpu_stream``   gpudash's ``nvidia-smi … -lms`` stream step on the warm connection: per sample;
 - ``cadence``      the watcher's own loops at the default cadences for ``--seconds``: what a day
                    in a tmux pane costs, per second.
@@ -255,6 +259,63 @@ def v_own(box: Box, n: int, pause: float, steps_cmd: str) -> dict:
     return _summary(walls, 0.0, k1 - k0, n, note="box CPU here = the commands' own CPU, no sshd, no shell rc")
 
 
+def v_framing(box: Box, n: int, groups: list) -> dict:
+    """Box CPU per every-probe tick of the framed batches, three ways, alternated tick by tick so
+    drift hits each alike: ``shipped`` (a plain command runs under `timeout` alone, the rest under
+    a marked ``/bin/sh -c``), ``sh_per_step`` (every step under its own ``/bin/sh -c``: the
+    framing before 2026-11-24) and ``no_timeout`` (shipped, less the per-step remote deadline:
+    what that bound costs); plus ``sh_alone``, the session shell reading an empty script."""
+    import os
+    import re
+
+    from gpudash.transport import framing
+    from gpudash.transport.base import marked
+
+    env = {**os.environ, "PATH": f"{box.bin}:/usr/local/bin:/usr/bin:/bin", "LC_ALL": "C"}
+    shipped_command = framing._command
+
+    def render(command) -> bytes:
+        framing._command = command
+        try:
+            return framing.PRELUDE.encode() + b"".join(
+                framing.render_batch(steps, "0123456789abcdef", i) for i, steps in enumerate(groups))
+        finally:
+            framing._command = shipped_command
+
+    shipped = render(shipped_command)
+    scripts = {
+        "shipped": shipped,
+        "sh_per_step": render(lambda script: f"/bin/sh -c {shlex.quote(marked(script))}"),
+        "no_timeout": re.sub(rb"timeout -k 1 [0-9]+ ", b"", shipped),
+        "sh_alone": framing.PRELUDE.encode(),
+    }
+    cpu = dict.fromkeys(scripts, 0.0)
+    for i in range(n):
+        keys = list(scripts) if i % 2 else list(reversed(scripts))
+        for k in keys:
+            c0 = children_cpu()
+            subprocess.run(["/bin/sh", "-s"], input=scripts[k], capture_output=True, env=env, timeout=60)
+            cpu[k] += children_cpu() - c0
+    out = {f"{k}_ms": v / n * 1e3 for k, v in cpu.items()}
+    out.update(n=n, steps=[st.key for steps in groups for st in steps],
+               plain_steps=[st.key for steps in groups for st in steps
+                            if not framing._command(st.script).startswith("/bin/sh -c ")])
+    return out
+
+
+async def _steps_by_group(box: Box) -> list:
+    """Each group's steps as its round sends them: the /proc scan in a batch of its own."""
+    w = await _watcher(box)
+    batches = []
+    for g in GROUPS:
+        steps = w.steps_for(g)
+        scan = [st for st in steps if st.key == "procs"]
+        rest = [st for st in steps if st.key != "procs"]
+        batches += [b for b in ((scan, rest) if scan and rest else (steps,)) if b]
+    await w.transport.close()
+    return batches
+
+
 async def v_gpu_stream(box: Box, n: int, interval_ms: int) -> dict:
     from gpudash.probes.gpu import gpu_stream_step, parse_gpu_line
 
@@ -404,6 +465,8 @@ def _main(a) -> int:
     if v in ("ssh_per_poll", "own"):
         steps_cmd = asyncio.run(_steps_command(box))
         res = (v_ssh_per_poll if v == "ssh_per_poll" else v_own)(box, a.n, a.pause, steps_cmd)
+    elif v == "framing":
+        res = v_framing(box, a.n, asyncio.run(_steps_by_group(box)))
     elif v == "gpudash":
         res = gl.run(v_gpudash(box, a.n, a.pause))
     elif v == "gpustat_web":

@@ -134,6 +134,7 @@ def _command(script: str) -> str:
     plain = (
         all(w and _PLAIN_WORD.fullmatch(w) for w in words)
         and "=" not in words[0]  # `A=b cmd` is an assignment, not a command
+        and not words[0].startswith("-")  # `timeout` would read it as its own option
         and words[0] not in _BUILTINS
     )
     return script if plain else f"/bin/sh -c {shlex.quote(marked(script))}"

@@ -113,7 +113,7 @@ def test_a_plain_command_line_runs_as_its_shell_would_run_it(words):
 @pytest.mark.parametrize("script", [
     "echo hi",  # a builtin: `timeout` would run /bin/echo, whose escapes differ
     "true", ": nothing", "cd /tmp", "exit 3", "if true",
-    "A=1 env", "ls $HOME", "ls ~", "ls *", "ls 'a b'", "ls a;ls b", "ls a|wc", "ls >x",
+    "A=1 env", "--version", "ls $HOME", "ls ~", "ls *", "ls 'a b'", "ls a;ls b", "ls a|wc", "ls >x",
     "ls  -l", " ls", "ls\nls", "ls\tx", "ls #x", "ls \\x", "ls {a,b}", "ls !x", "ls a&",
 ])
 def test_anything_but_one_plain_command_runs_under_a_marked_shell(script):
