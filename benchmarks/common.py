@@ -68,9 +68,10 @@ def machine() -> dict:
 
 
 def speed(rounds: int = 5) -> dict:
-    """How fast this machine is right now, in two fixed pieces of work (best of ``rounds``): a
-    pure-Python loop (what gpudash's own code is made of) and spawning ``/bin/true`` (what a
-    command on the box costs). A shared VM's speed drifts from hour to hour (the same code's
+    """How fast this machine is right now, in three fixed pieces of work (best of ``rounds``): a
+    pure-Python loop (what gpudash's own code is made of), a 300,000-entry table built and read
+    out of order (what a neighbour's use of the shared cache slows), and spawning ``/bin/true``
+    (what a command on the box costs). A shared VM's speed drifts from hour to hour (the same code's
     asyncssh round trip measured 0.38 ms one hour and 0.83 ms two hours later), so figures from
     two runs compare only next to these; ratios within a run do not need them."""
     def loop() -> None:
@@ -82,8 +83,14 @@ def speed(rounds: int = 5) -> dict:
         for _ in range(20):
             subprocess.run(["/bin/true"])
 
+    def table() -> None:  # ~30 MB of objects, visited out of order: sensitive to the shared cache
+        d = {i: str(i) for i in range(300_000)}
+        for i in range(0, 300_000 * 7919, 7919):
+            d[i % 300_000]
+
     out = {}
-    for name, work, per in (("python_loop_1m_ms", loop, 1), ("spawn_true_ms", spawn, 20)):
+    for name, work, per in (("python_loop_1m_ms", loop, 1), ("python_table_300k_ms", table, 1),
+                            ("spawn_true_ms", spawn, 20)):
         best = float("inf")
         for _ in range(rounds):
             t = time.perf_counter()

@@ -417,7 +417,9 @@ def _speed_line(start: dict, end: dict | None) -> str:
     """The machine's speed when the run began (and ended): compare runs next to it."""
     def one(d: dict) -> str:
         return (f"a 1M-step Python loop {_f(d.get('python_loop_1m_ms'), 1)} ms, "
-                f"spawning /bin/true {_f(d.get('spawn_true_ms'), 2)} ms")
+                + (f"a 300k-entry table {_f(d['python_table_300k_ms'], 1)} ms, "
+                   if d.get("python_table_300k_ms") is not None else "")
+                + f"spawning /bin/true {_f(d.get('spawn_true_ms'), 2)} ms")
     return "Machine speed at start: " + one(start) + (f"; at end: {one(end)}" if end else "") + "."
 
 
