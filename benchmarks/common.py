@@ -83,7 +83,7 @@ def speed(rounds: int = 5) -> dict:
         for _ in range(20):
             subprocess.run(["/bin/true"])
 
-    def table() -> None:  # ~30 MB of objects, visited out of order: sensitive to the shared cache
+    def table() -> None:  # tens of MB of objects, visited out of order: sensitive to the shared cache
         d = {i: str(i) for i in range(300_000)}
         for i in range(0, 300_000 * 7919, 7919):
             d[i % 300_000]
