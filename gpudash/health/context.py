@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import enum
 from array import array
+from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -37,7 +38,7 @@ class TimedValues:
     on average.
     """
 
-    __slots__ = ("maxlen", "_t", "_v", "_head")
+    __slots__ = ("maxlen", "_t", "_v", "_head", "_ordered")
 
     def __init__(self, maxlen: int) -> None:
         self.maxlen = maxlen
@@ -45,11 +46,14 @@ class TimedValues:
 
     def clear(self) -> None:
         self._t, self._v, self._head = array("d"), array("d"), 0
+        self._ordered = True  # times never went backwards: windows are found by bisection
 
     def __len__(self) -> int:
         return len(self._t) - self._head
 
     def append(self, t: float, v: float) -> None:
+        if self._ordered and self._t and t < self._t[-1]:
+            self._ordered = False
         self._t.append(t)
         self._v.append(v)
         if len(self) > self.maxlen:
@@ -90,8 +94,16 @@ class TimedValues:
         return self._v[lo:].tolist()[::-1]
 
     def values_in(self, lo: float, hi: float) -> list[float]:
-        """The values whose time is in ``(lo, hi]``, oldest first."""
+        """The values whose time is in ``(lo, hi]``, oldest first.
+
+        The plateau rule asks for two windows on every view refresh (every GPU sample): scanning
+        75 minutes of a loss logged ten times a second took ~2.4 ms a refresh. Times arrive in
+        order, so the window is found by bisection; a history whose clock once stepped back is
+        scanned, as before."""
         h = self._head
+        if self._ordered:
+            t = self._t
+            return self._v[bisect_right(t, lo, h):bisect_right(t, hi, h)].tolist()
         return [v for t, v in zip(self._t[h:], self._v[h:]) if lo < t <= hi]
 
     def __eq__(self, other: object) -> bool:  # as a deque's: the pairs, not the bound
