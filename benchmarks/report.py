@@ -55,7 +55,9 @@ def section_a(a: dict, targets: list) -> list[str]:
              f"its ~/.bashrc burns {_f(sshd.get('rc_cpu_ms'))} ms CPU ({_f(sshd.get('rc_wall_ms'))} ms wall) "
              "for every shell sshd starts. Stand-in `nvidia-smi` (a `printf`) in every variant.", ""]
     rows = []
-    names = [("gpudash: every probe in one tick (one-shot GPU)", g), ("ssh-per-poll (OpenSSH, new connection)", s),
+    names = [("gpudash: every probe in one tick (one-shot GPU)", g),
+             ("its batches on gpudash's transport, nothing parsed", a.get("transport", {})),
+             ("ssh-per-poll (OpenSSH, new connection)", s),
              ("gpustat-web style (asyncssh, new channel, GPU only)", w),
              ("floor: `true` on gpudash's warm session", floor), ("round trip: `echo` on a raw warm channel", rtt),
              ("the commands alone, on the box, no SSH", own),
@@ -65,7 +67,9 @@ def section_a(a: dict, targets: list) -> list[str]:
         names[-2:] = [("gpudash, AES-GCM preferred", a["gpudash_gcm"]),
                       ("round trip, AES-GCM preferred", a.get("rtt_gcm", {}))]
     for label, r in names:
-        if not r or "error" in r:
+        if not r:  # a variant this run's code did not have
+            continue
+        if "error" in r:
             rows.append([label, "error", "", "", "", "", ""])
             continue
         box = r.get("box_cpu_ms_per_tick")
@@ -142,6 +146,16 @@ def section_a(a: dict, targets: list) -> list[str]:
     lines += ["", f"Ratios (same run): ssh-per-poll / gpudash — latency ×{_f(lat_x)}, client CPU ×{_f(cpu_x)}, "
               f"box CPU ×{_f(box_x)}; gpustat-web / gpudash box CPU ×{_f(boxw_x)}; gpudash latency / (round trip + "
               f"commands' own time) = {_f(near, 2)}."]
+    tr = a.get("transport") or {}
+    if tr and "error" not in tr and g.get("client_cpu_ms_per_tick") and s.get("client_cpu_ms_per_tick"):
+        # The transport alone (the same batches, nothing parsed) bounds the client ratio any
+        # parsing could reach: ssh-per-poll / transport is the ceiling on this machine, now.
+        tc, gc_ = tr.get("client_cpu_ms_per_tick"), g["client_cpu_ms_per_tick"]
+        lines += ["", f"The transport's share of the every-probe tick's client CPU: {_f(tc, 2)} ms of "
+                  f"{_f(gc_, 2)} ms ({_f(tr.get('ssh_packets_in'), 0)} SSH packets in, "
+                  f"{len(tr.get('batches') or [])} batches; parsing, health and triage are the other "
+                  f"{_f(gc_ - tc, 2)} ms). With nothing parsed at all, ssh-per-poll would cost "
+                  f"×{_f(_ratio(s['client_cpu_ms_per_tick'], tc))} of it."]
     if cad and "error" not in cad and s and "error" not in s:
         per2c = cad.get("client_cpu_pct", 0) * 20  # ms per 2 s
         per2b = cad.get("box_cpu_pct", 0) * 20

@@ -51,7 +51,8 @@ def section_a(quick: bool, sshd) -> dict:
     chacha = ["--ciphers", CHACHA]
     plan = [  # (result key, variant, ticks, extra args)
         ("rtt", "rtt", n_fast, []), ("floor_true", "floor_true", n_fast, []), ("own", "own", n_slow, []),
-        ("gpudash", "gpudash", n_fast, []), ("gpustat_web", "gpustat_web", n_slow, []),
+        ("gpudash", "gpudash", n_fast, []), ("transport", "transport", n_fast, []),
+        ("gpustat_web", "gpustat_web", n_slow, []),
         ("ssh_per_poll", "ssh_per_poll", n_slow, []),
         # The same with asyncssh's default cipher, chacha20-poly1305 (two cipher contexts per
         # packet), which gpudash used before it preferred AES-GCM: what that choice is worth.

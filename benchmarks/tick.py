@@ -17,6 +17,9 @@ Variants (all against the same real sshd on loopback, the same box user with the
                    ``/bin/sh -s`` right on the box (no SSH), against the same batches with every
                    step under its own ``/bin/sh -c`` and with no remote ``timeout``: what the
                    framing itself costs the box;
+- ``transport``    the every-probe tick's batches on gpudash's transport, as the rounds send them
+                   (concurrently), their answers split into steps and nothing more: no parsing, no
+                   health, no triage. The transport's share of the ``gpudash`` tick;
 - ``gpu_stream``   gpudash's ``nvidia-smi … -lms`` stream step on the warm connection: per sample;
 - ``cadence``      the watcher's own loops at the default cadences for ``--seconds``: what a day
                    in a tmux pane costs, per second.
@@ -316,6 +319,28 @@ async def _steps_by_group(box: Box) -> list:
     return batches
 
 
+async def v_transport(box: Box, n: int, pause: float) -> dict:
+    batches = await _steps_by_group(box)
+    t = transport(box)
+    for _ in range(3):
+        await asyncio.gather(*(t.run(b, deadline=10) for b in batches))
+    walls = []
+    k0 = COUNTER.snapshot()
+    b0, c0 = box.cpu(), time.process_time()
+    for _ in range(n):
+        s = time.perf_counter()
+        results = await asyncio.gather(*(t.run(b, deadline=10) for b in batches))
+        walls.append(time.perf_counter() - s)
+        await asyncio.sleep(pause)
+    c1, b1 = time.process_time(), box.cpu()
+    await t.close()
+    ran = {k: r.exit_code for res in results for k, r in res.items()}
+    if any(code is None for code in ran.values()):
+        raise RuntimeError(f"a step did not finish: {ran}")
+    return _summary(walls, c1 - c0, b1 - b0, n, **COUNTER.per(k0, n),
+                    batches=[[st.key for st in b] for b in batches])
+
+
 async def v_gpu_stream(box: Box, n: int, interval_ms: int) -> dict:
     from gpudash.probes.gpu import gpu_stream_step, parse_gpu_line
 
@@ -469,6 +494,8 @@ def _main(a) -> int:
         res = v_framing(box, a.n, asyncio.run(_steps_by_group(box)))
     elif v == "gpudash":
         res = gl.run(v_gpudash(box, a.n, a.pause))
+    elif v == "transport":
+        res = gl.run(v_transport(box, a.n, a.pause))
     elif v == "gpustat_web":
         res = asyncio.run(v_gpustat_web(box, a.n, a.pause))
     elif v == "floor_true":

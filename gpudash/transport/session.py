@@ -148,8 +148,9 @@ class ShellSession:
                     self.abort()  # past the bound: the only safe way to stop the flood
                     break
                 # Wake the batch's waiter only when its end marker may have come: a batch's
-                # answer is ~3 packets a step, and waking it for each cost a task switch and a
-                # scan of the whole buffer (~10% of the every-probe tick's client CPU).
+                # answer is ~3 packets a step, and waking it for each costs a task switch and
+                # a scan of the whole buffer (a batch of 8 `echo`s: 1.37 -> 1.17 ms of client
+                # CPU; lost in the noise of a whole every-probe tick).
                 end = self._end
                 if end and buf.find(end, max(0, seen - len(end) + 1)) >= 0:
                     self._changed.set()
