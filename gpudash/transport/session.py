@@ -299,6 +299,10 @@ class SessionPool:
         self._sessions: list[ShellSession] = []
         self._opening = 0
         self._freed: asyncio.Condition | None = None
+        # Teardowns of sessions dropped from the pool (given up at a deadline, dead, too old):
+        # aclose() waits for them too, or closing the app would leave their processes unreaped
+        # and their pipes to the garbage collector, on a loop that is gone by then.
+        self._teardowns: set[asyncio.Task] = set()
 
     @property
     def sessions(self) -> int:
@@ -336,7 +340,13 @@ class SessionPool:
         for s in list(self._sessions):
             if not s.leased and not s.usable():
                 self._sessions.remove(s)
-                s.abort()
+                self._tear_down(s)
+
+    def _tear_down(self, s: ShellSession) -> None:
+        task = s.abort()
+        if not task.done():
+            self._teardowns.add(task)
+            task.add_done_callback(self._teardowns.discard)
 
     def _wake(self) -> None:
         async def notify() -> None:
@@ -351,7 +361,7 @@ class SessionPool:
         if not reusable or not s.alive:
             if s in self._sessions:
                 self._sessions.remove(s)
-            s.abort()
+            self._tear_down(s)
         self._wake()
 
     async def run(self, steps: Sequence[Step], deadline: float) -> dict[str, StepResult]:
@@ -395,15 +405,16 @@ class SessionPool:
 
     async def aclose(self) -> None:
         sessions, self._sessions = self._sessions, []
-        tasks = [s.abort() for s in sessions]
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
+        for s in sessions:
+            self._tear_down(s)
+        if self._teardowns:  # each is bounded by its transport's closer
+            await asyncio.gather(*self._teardowns, return_exceptions=True)
 
     def abort_all(self) -> None:
         """Forget every session (the link under them is gone)."""
         sessions, self._sessions = self._sessions, []
         for s in sessions:
-            s.abort()
+            self._tear_down(s)
 
 
 async def stream_lines(

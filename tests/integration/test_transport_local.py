@@ -279,3 +279,19 @@ async def test_this_module_runs_on_each_loop(request):
     from gpudash.loop import loop_name
 
     assert f"[{loop_name(asyncio.get_running_loop())}]" in request.node.name
+
+
+async def test_local_close_waits_for_sessions_torn_down_on_deadline():
+    """A session given up at a deadline is torn down in the background; `close()` (the app
+    quitting) must wait for that teardown, so nothing it started outlives it and no pipe is
+    left for the garbage collector to close on a loop that is gone."""
+    t = LocalTransport()
+    tok = token()
+    res = await asyncio.wait_for(
+        t.run([Step("h", hang_script(tok), timeout=600)], deadline=1.5), 30)
+    assert res["h"].exit_code is None
+    await asyncio.wait_for(t.close(), 30)
+    assert processes_with(tok) == []  # at once: close() returned after the teardown
+    me = asyncio.current_task()
+    pending = [task for task in asyncio.all_tasks() if task is not me and not task.done()]
+    assert not [task for task in pending if "_teardown" in repr(task.get_coro())]
