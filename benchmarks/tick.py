@@ -308,13 +308,10 @@ def v_framing(box: Box, n: int, groups: list) -> dict:
 
 async def _steps_by_group(box: Box) -> list:
     """Each group's steps as its round sends them: the /proc scan in a batch of its own."""
+    from gpudash.watch.host import round_batches
+
     w = await _watcher(box)
-    batches = []
-    for g in GROUPS:
-        steps = w.steps_for(g)
-        scan = [st for st in steps if st.key == "procs"]
-        rest = [st for st in steps if st.key != "procs"]
-        batches += [b for b in ((scan, rest) if scan and rest else (steps,)) if b]
+    batches = [b for g in GROUPS if (steps := w.steps_for(g)) for b in round_batches(steps)]
     await w.transport.close()
     return batches
 

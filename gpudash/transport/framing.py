@@ -48,8 +48,9 @@ PRELUDE = (
 
 
 def render_batch(steps: Sequence[Step], nonce: str, batch_id: int) -> bytes:
-    """The script for one batch. Each step runs as `timeout -k 1 T sh -c SCRIPT </dev/null`, and its
-    process group is killed when it ends.
+    """The script for one batch. Each step runs as `timeout -k 1 T CMD </dev/null` (CMD: the
+    script itself when it is one plain command line, else `/bin/sh -c SCRIPT`, see
+    :func:`_command`), and its process group is killed when it ends.
 
     Markers are written with as few `printf`s as the format allows, because every write the box
     makes between two steps can become its own SSH packet (and client CPU to decrypt it): one per

@@ -210,7 +210,7 @@ class ShellSession:
                 log.debug("writing a batch failed: %r", exc)
                 self.abort()
                 raise SessionEnded({s.key: _unfinished(s) for s in steps}, started=False) from None
-            end = framing.end_marker(self.nonce, bid)
+            end = self._end
             await self._wait_until(lambda: self._out_eof or self._out.find(end) >= 0)
             if self._out.find(end) < 0:
                 started = self._out.find(framing.begin_marker(self.nonce, bid)) >= 0

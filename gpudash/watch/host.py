@@ -68,6 +68,18 @@ def fleet_pacing(hosts: int, gpu_interval: float) -> dict[str, float]:
             "triage_gap": max(TRIAGE_MIN_GAP_S, 5 * gpu_interval), "gpu_leads": True}
 
 
+def round_batches(steps: list[Step]) -> list[list[Step]]:
+    """The batches a round sends its steps in, side by side: the /proc scan in one of its own.
+
+    Why: the scan is the slowest step (`pgrep` reads every process: ~10 ms); in a batch of its
+    own, beside the others', a jobs round lasts as long as the scan rather than the sum. Each
+    step's own `timeout` is unchanged; no step costs the box more."""
+    scan = [st for st in steps if st.key == "procs"]
+    if not scan or len(steps) == 1:
+        return [steps]
+    return [scan, [st for st in steps if st.key != "procs"]]
+
+
 def _elapsed(ran_at: float | None, every: float) -> bool:
     """A slow step is due: it never ran, or ran ``every`` seconds ago (time.monotonic()). A
     little slack: a 60 s cadence on 15 s rounds is every 4th round, not every 5th."""
@@ -212,15 +224,11 @@ class HostWatcher:
             # The run's pid vouches only in a round that looked at it: if tmux or Slurm stop
             # vouching in this one, the scan below runs rather than trusting an old answer.
             self._run_alive = False
-        scan = [st for st in steps if st.key == "procs"]
-        if scan and len(steps) > 1:
-            # The /proc scan is the slowest step (`pgrep` reads every process: ~10 ms); in a
-            # batch of its own, beside the others', a jobs round lasts as long as the scan rather
-            # than the sum. Each step's own `timeout` is unchanged; no step costs the box more.
-            await asyncio.gather(self._run_steps(scan),
-                                 self._run_steps([st for st in steps if st.key != "procs"]))
+        batches = round_batches(steps)
+        if len(batches) == 1:
+            await self._run_steps(steps)  # the usual round: no task for gather to wrap it in
         else:
-            await self._run_steps(steps)
+            await asyncio.gather(*(self._run_steps(batch) for batch in batches))
         if group == "jobs" and not self._job_identified():
             # A slow step was skipped because tmux, Slurm or the run's pid vouched for the job,
             # and now none does (the pane died, the job left the queue, the process ended): run
